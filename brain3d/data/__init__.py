@@ -1,0 +1,1 @@
+"""Manifest, splits, datasets and feature caches."""
