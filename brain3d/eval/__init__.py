@@ -1,0 +1,1 @@
+"""Evaluation: clinical keyword F1, NLG metrics, bootstrap statistics, diagnostics, scoring."""
