@@ -1,0 +1,3 @@
+from brain3d.cli import entry
+
+entry()

@@ -1,0 +1,255 @@
+"""Read scans into canonical model axes and write model-space maps back as NIfTI.
+
+Formats: NIfTI (.nii, .nii.gz) via nibabel; a DICOM series folder, NRRD and MetaImage (.mha/.mhd) via
+SimpleITK. Orientation comes from the header alone (see `brain3d.orientation`); file and folder names are
+never consulted. Every failure is a `VolumeError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import nibabel as nib
+import numpy as np
+
+from brain3d.errors import VolumeError
+from brain3d.orientation import model_to_ras, orientation_codes, spacing_of, to_model_axes
+
+# 512³ float32 voxels ≈ 0.5 GiB: far above any brain MRI, below what would exhaust a workstation.
+MAX_VOXELS = 512**3
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+@dataclass
+class Volume:
+    """A scan in model axes.
+
+    data: float32, (D, H, W) or (C, D, H, W); affine: model index (d, h, w, 1) → world RAS+ mm;
+    spacing: mm along (D, H, W); orientation: the axis codes stored in the original header.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+    orientation: tuple[str, str, str]
+    source: str
+    sequences: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape[-3:])  # type: ignore[return-value]
+
+
+def read_volume(
+    path: str | Path,
+    *,
+    series_uid: str | None = None,
+    volume_index: int | None = None,
+    max_voxels: int = MAX_VOXELS,
+) -> Volume:
+    """Read one 3D scan (NIfTI file, DICOM series folder, NRRD/MHA file) and reorient it to model axes."""
+    path = Path(path)
+    if not path.exists():
+        raise VolumeError("file not found", path)
+    if path.is_dir():
+        data, affine = _read_dicom_folder(path, series_uid, max_voxels)
+    elif path.name.lower().endswith(NIFTI_SUFFIXES):
+        data, affine = _read_nifti(path, volume_index, max_voxels)
+    elif path.name.lower().endswith(ITK_SUFFIXES):
+        data, affine = _read_itk_file(path, volume_index, max_voxels)
+    elif path.name.lower().endswith(".dcm"):
+        raise VolumeError("is a single DICOM file; pass the folder that holds the whole series", path)
+    else:
+        raise VolumeError("unsupported file type (expected .nii, .nii.gz, .nrrd, .mha, .mhd or a DICOM folder)", path)
+    _validate(data, path)
+    codes = orientation_codes(affine)
+    model, model_affine = to_model_axes(data.astype(np.float32, copy=False), affine)
+    return Volume(model, model_affine, spacing_of(model_affine), codes, str(path))
+
+
+def read_sequences(
+    paths: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    **read_kw,
+) -> Volume:
+    """Read several co-registered sequences as channels (C, D, H, W) on the grid of the first one.
+
+    A sequence stored on a different grid (shape, spacing or orientation) is resampled trilinearly through
+    world coordinates onto the first sequence's grid.
+    """
+    if not paths:
+        raise VolumeError("no input volume given")
+    vols = [read_volume(p, **read_kw) for p in paths]
+    ref = vols[0]
+    channels = [ref.data]
+    for v in vols[1:]:
+        same_grid = v.data.shape == ref.data.shape and np.allclose(v.affine, ref.affine, atol=1e-4)
+        channels.append(v.data if same_grid else resample_to(v, ref.affine, ref.shape))
+    names = tuple(names) if names is not None else tuple(Path(p).name for p in paths)
+    return replace(ref, data=np.stack(channels), sequences=names)  # (C, D, H, W)
+
+
+def resample_to(vol: Volume, affine: np.ndarray, shape: tuple[int, int, int], order: int = 1) -> np.ndarray:
+    """Resample a (D, H, W) volume onto another model-space grid through world coordinates."""
+    from scipy.ndimage import map_coordinates
+
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).reshape(-1, 3)
+    src = np.linalg.inv(vol.affine) @ affine  # target index → source index
+    coords = grid @ src[:3, :3].T + src[:3, 3]
+    out = map_coordinates(vol.data, coords.T, order=order, mode="constant", cval=0.0)
+    return out.reshape(shape).astype(np.float32)
+
+
+def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
+    """Write a model-space array (D, H, W) or (C, D, H, W) as an RAS NIfTI that viewers place correctly."""
+    from brain3d.fsutil import atomic_write_bytes
+
+    data = np.asarray(data)
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    ras, ras_affine = model_to_ras(data.astype(np.float32, copy=False), affine)
+    img = nib.Nifti1Image(ras, ras_affine)
+    img.set_qform(ras_affine, code=1)
+    img.set_sform(ras_affine, code=1)
+    path = Path(path)
+    raw = img.to_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.compress(raw, compresslevel=6, mtime=0)
+    return atomic_write_bytes(path, raw)
+
+
+# ---- format readers: each returns (array with spatial axes first, voxel→world RAS affine) ----
+
+
+def _read_nifti(path: Path, volume_index: int | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for bad headers
+        raise VolumeError(f"cannot be read as NIfTI ({_short(exc)})", path) from None
+    shape = tuple(int(s) for s in img.shape)
+    affine = _checked_affine(img.affine, path)
+    _guard_size(shape, max_voxels, path)
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (EOFError, OSError, ValueError, zlib.error) as exc:
+        raise VolumeError(f"is truncated or corrupt ({_short(exc)})", path) from None
+    return _select_3d(data, volume_index, path), affine
+
+
+def _read_itk_file(path: Path, volume_index: int | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        size = tuple(reader.GetSize())
+        _guard_size(size, max_voxels, path)
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise VolumeError(f"cannot be read ({_short(exc)})", path) from None
+    return _from_sitk(img, volume_index, path)
+
+
+def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    uids = list(reader.GetGDCMSeriesIDs(str(path)))
+    if not uids:
+        raise VolumeError("is a folder without a readable DICOM series", path)
+    if series_uid is None:
+        if len(uids) > 1:
+            raise VolumeError(f"holds {len(uids)} DICOM series; choose one with --series-uid: {', '.join(uids)}", path)
+        series_uid = uids[0]
+    elif series_uid not in uids:
+        raise VolumeError(f"has no DICOM series {series_uid} (found: {', '.join(uids)})", path)
+    files = reader.GetGDCMSeriesFileNames(str(path), series_uid)
+    if len(files) < 2:
+        raise VolumeError(f"DICOM series {series_uid} has a single slice, not a 3D volume", path)
+    reader.SetFileNames(files)
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise VolumeError(f"DICOM series {series_uid} cannot be read ({_short(exc)})", path) from None
+    _guard_size(tuple(img.GetSize()), max_voxels, path)
+    return _from_sitk(img, None, path)
+
+
+def _from_sitk(img, volume_index: int | None, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """SimpleITK image → (array indexed (i, j, k[, t]), RAS affine). ITK's physical space is LPS."""
+    import SimpleITK as sitk
+
+    dim = img.GetDimension()
+    if dim < 3:
+        raise VolumeError(f"is a {dim}D image, not a 3D volume", path)
+    arr = sitk.GetArrayFromImage(img)  # (k, j, i) or (t, k, j, i) or (k, j, i, comp)
+    if img.GetNumberOfComponentsPerPixel() > 1:
+        raise VolumeError("has multi-component (e.g. RGB) voxels, not a scalar MRI volume", path)
+    arr = np.transpose(arr, tuple(range(arr.ndim))[::-1])  # (i, j, k[, t])
+    n = min(dim, 3)
+    direction = np.array(img.GetDirection()).reshape(dim, dim)[:n, :n]
+    spacing = np.array(img.GetSpacing())[:n]
+    origin = np.array(img.GetOrigin())[:n]
+    lps = np.eye(4)
+    lps[:3, :3] = direction * spacing
+    lps[:3, 3] = origin
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    return _select_3d(arr.astype(np.float32), volume_index, path), _checked_affine(affine, path)
+
+
+def _select_3d(data: np.ndarray, volume_index: int | None, path: Path) -> np.ndarray:
+    """Reduce to exactly three spatial axes: drop trailing singleton axes, pick one volume of a 4D series."""
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim < 3 or min(data.shape[:3]) < 2:
+        raise VolumeError(f"is a 2D image (shape {tuple(data.shape)}), not a 3D volume", path)
+    if data.ndim == 4:
+        if volume_index is None:
+            raise VolumeError(
+                f"is 4D with {data.shape[3]} volumes; choose one with --volume-index (0..{data.shape[3] - 1})", path
+            )
+        if not 0 <= volume_index < data.shape[3]:
+            raise VolumeError(f"has no volume {volume_index} (0..{data.shape[3] - 1})", path)
+        data = data[..., volume_index]
+    elif data.ndim > 4:
+        raise VolumeError(f"has {data.ndim} dimensions (shape {tuple(data.shape)}); expected a 3D volume", path)
+    elif volume_index not in (None, 0):
+        raise VolumeError(f"is 3D; --volume-index {volume_index} does not exist", path)
+    return data
+
+
+def _validate(data: np.ndarray, path: Path) -> None:
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - finite.sum())
+        raise VolumeError(f"contains {bad} NaN or infinite voxels", path)
+    if float(data.max()) == float(data.min()):
+        raise VolumeError(f"is constant (every voxel is {float(data.min()):g}): an empty scan", path)
+
+
+def _guard_size(shape: tuple[int, ...], max_voxels: int, path: Path) -> None:
+    n = int(np.prod([int(s) for s in shape], dtype=np.float64))
+    if n > max_voxels:
+        raise VolumeError(
+            f"is too large ({'×'.join(str(s) for s in shape)} = {n:,} voxels, limit {max_voxels:,}); "
+            "crop or downsample it first",
+            path,
+        )
+
+
+def _checked_affine(affine: np.ndarray, path: Path) -> np.ndarray:
+    affine = np.asarray(affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise VolumeError("has an invalid (singular or non-finite) orientation matrix in its header", path)
+    return affine
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

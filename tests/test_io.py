@@ -1,0 +1,213 @@
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brain3d.errors import VolumeError
+from brain3d.io import read_sequences, read_volume, write_nifti
+from brain3d.preprocess import PreprocessConfig, load_for_model
+from tests.volumes import BLOB_WORLD, ras_grid, reoriented, save_nifti, world_image, write_dicom_series
+
+CFG = PreprocessConfig(size=(16, 32, 32))
+
+
+@pytest.fixture(scope="module")
+def ras():
+    return ras_grid()
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LAS", "LPS", "PSR", "ILA"])
+def test_every_storage_orientation_reads_to_the_same_model_array(tmp_path, ras, codes):
+    data, affine = ras
+    ref = read_volume(save_nifti(data, affine, tmp_path / "ras.nii.gz"))
+    stored, stored_affine = reoriented(data, affine, codes)
+    vol = read_volume(save_nifti(stored, stored_affine, tmp_path / f"{codes}.nii.gz"))
+    assert "".join(vol.orientation) == codes
+    np.testing.assert_array_equal(vol.data, ref.data)
+    np.testing.assert_allclose(vol.affine, ref.affine, atol=1e-6)
+
+
+def test_model_axes_are_superior_anterior_right(tmp_path, ras):
+    data, affine = ras
+    stored, stored_affine = reoriented(data, affine, "LPS")
+    vol = read_volume(save_nifti(stored, stored_affine, tmp_path / "lps.nii"))
+    origin = vol.affine @ np.array([0, 0, 0, 1.0])
+    step = vol.affine[:3, :3]
+    assert step[2, 0] > 0 and step[1, 1] > 0 and step[0, 2] > 0  # d→+z (S), h→+y (A), w→+x (R)
+    assert origin[0] < 0  # W index 0 is the patient's far left
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LAS", "LPS", "PSR"])
+def test_left_blob_lands_in_left_half_of_w(tmp_path, ras, codes):
+    stored, stored_affine = reoriented(*ras, codes)
+    mv = load_for_model(save_nifti(stored, stored_affine, tmp_path / "v.nii.gz"), CFG)
+    x = mv.tensor[0].numpy()  # (D, H, W)
+    d, h, w = np.argwhere(x >= 0.99).mean(axis=0)  # centroid of the saturated blob core
+    assert w < x.shape[2] / 2
+    world = mv.affine @ np.array([d, h, w, 1.0])
+    assert np.linalg.norm(world[:3] - np.array(BLOB_WORLD)) < 12.0  # model index → world mapping is right
+
+
+def test_thick_slices_give_the_same_tensor_within_interpolation(tmp_path, ras):
+    data, affine = ras
+    thick_shape, spacing = (160, 190, 46), (1.0, 1.0, 3.0)
+    taff = np.diag([*spacing, 1.0])
+    taff[:3, 3] = -(np.array(thick_shape) - 1) / 2 * np.array(spacing)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in thick_shape], indexing="ij"), axis=-1)
+    thick = world_image(idx @ taff[:3, :3].T + taff[:3, 3])
+    # the two grids cover slightly different boxes: compare inside a common field of view
+    a = load_for_model(save_nifti(data, affine, tmp_path / "iso.nii.gz"), CFG).tensor[0].numpy()
+    b = load_for_model(save_nifti(*reoriented(thick, taff, "LPS"), tmp_path / "thick.nii.gz"), CFG).tensor[0].numpy()
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97
+    assert abs(np.argwhere(a >= 0.99).mean(0) - np.argwhere(b >= 0.99).mean(0)).max() < 1.5  # same blob place
+    assert np.argwhere(b >= 0.99).mean(0)[2] < 16
+
+
+def test_dicom_series_reads_back_to_the_nifti_tensor(tmp_path, ras):
+    data, affine = ras
+    data16 = np.round(data).astype(np.int16)
+    stored, stored_affine = reoriented(data16, affine, "LPS")
+    folder = write_dicom_series(stored, stored_affine, tmp_path / "dcm", "1.2.826.0.1.3680043.8.498.77")
+    from_dicom = read_volume(folder)
+    from_nifti = read_volume(save_nifti(data16.astype(np.float32), affine, tmp_path / "ref.nii"))
+    np.testing.assert_allclose(from_dicom.data, from_nifti.data, atol=1e-3)
+    np.testing.assert_allclose(from_dicom.affine, from_nifti.affine, atol=1e-3)
+
+
+def test_dicom_folder_with_two_series_needs_a_choice(tmp_path, ras):
+    data, affine = ras
+    small = np.round(data[::4, ::4, ::4]).astype(np.int16)
+    aff = affine.copy()
+    aff[:3, :3] *= 4
+    write_dicom_series(small, aff, tmp_path / "mixed", "1.2.3.1")
+    write_dicom_series(small + 5, aff, tmp_path / "mixed", "1.2.3.2")
+    with pytest.raises(VolumeError, match=r"2 DICOM series; choose one with --series-uid: .*1\.2\.3\.1"):
+        read_volume(tmp_path / "mixed")
+    vol = read_volume(tmp_path / "mixed", series_uid="1.2.3.2")
+    assert vol.data.min() >= 5
+    with pytest.raises(VolumeError, match="has no DICOM series 9.9"):
+        read_volume(tmp_path / "mixed", series_uid="9.9")
+
+
+def test_nrrd_and_mha_read_like_nifti(tmp_path, ras):
+    import SimpleITK as sitk
+
+    data, affine = ras
+    ref = read_volume(save_nifti(data, affine, tmp_path / "ref.nii"))
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "ref.nii")), str(tmp_path / "v.nrrd"))
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "ref.nii")), str(tmp_path / "v.mha"))
+    for name in ("v.nrrd", "v.mha"):
+        vol = read_volume(tmp_path / name)
+        np.testing.assert_allclose(vol.data, ref.data, atol=1e-4)
+        np.testing.assert_allclose(vol.affine, ref.affine, atol=1e-4)
+
+
+def test_multisequence_channels_resampled_onto_first_grid(tmp_path, ras):
+    data, affine = ras
+    a = save_nifti(data, affine, tmp_path / "flair.nii.gz")
+    b = save_nifti(*reoriented(data * 2, affine, "LPS"), tmp_path / "t1.nii.gz")
+    shifted = affine.copy()
+    shifted[:3, :3] *= 2  # coarser grid covering the same centre
+    shifted[:3, 3] = -(np.array(data.shape[:3]) // 2 - 1) / 2 * 2 * 2.5
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in (32, 38, 28)], indexing="ij"), axis=-1)
+    coarse = world_image(idx @ shifted[:3, :3].T + shifted[:3, 3])
+    c = save_nifti(coarse, shifted, tmp_path / "t2.nii.gz")
+    vol = read_sequences([a, b, c], names=["flair", "t1", "t2"])
+    assert vol.data.shape == (3, *read_volume(a).shape)
+    assert vol.sequences == ("flair", "t1", "t2")
+    np.testing.assert_allclose(vol.data[1], 2 * vol.data[0], rtol=1e-5)
+    inside = vol.data[2] > 0
+    assert np.corrcoef(vol.data[0][inside], vol.data[2][inside])[0, 1] > 0.95
+
+
+def test_write_nifti_round_trips_model_space(tmp_path, ras):
+    vol = read_volume(save_nifti(*reoriented(*ras, "PSR"), tmp_path / "psr.nii.gz"))
+    out = write_nifti(vol.data, vol.affine, tmp_path / "out.nii.gz")
+    img = nib.load(str(out))
+    assert "".join(nib.aff2axcodes(img.affine)) == "RAS"
+    assert int(img.header["sform_code"]) == 1
+    back = read_volume(out)
+    np.testing.assert_array_equal(back.data, vol.data)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)
+    assert gzip.decompress(out.read_bytes())  # a valid gzip stream
+
+
+# ---- bad input: every case has its own clear message ----
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VolumeError, match=r"nope\.nii\.gz: file not found"):
+        read_volume(tmp_path / "nope.nii.gz")
+
+
+def test_unreadable_file(tmp_path):
+    p = tmp_path / "junk.nii"
+    p.write_bytes(b"this is not a nifti header at all" * 3)
+    with pytest.raises(VolumeError, match=r"junk\.nii: cannot be read as NIfTI"):
+        read_volume(p)
+
+
+def test_truncated_file(tmp_path, ras):
+    p = save_nifti(*ras, tmp_path / "full.nii.gz")
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(VolumeError, match=r"cut\.nii\.gz: is truncated or corrupt"):
+        read_volume(cut)
+
+
+def test_2d_image(tmp_path):
+    p = save_nifti(np.random.rand(32, 32).astype(np.float32), np.eye(4), tmp_path / "slice.nii")
+    with pytest.raises(VolumeError, match=r"slice\.nii: is a 2D image"):
+        read_volume(p)
+
+
+def test_4d_without_choice_and_with_choice(tmp_path):
+    data = np.random.rand(8, 8, 8, 3).astype(np.float32)
+    p = save_nifti(data, np.eye(4), tmp_path / "dwi.nii")
+    with pytest.raises(VolumeError, match=r"dwi\.nii: is 4D with 3 volumes; choose one with --volume-index"):
+        read_volume(p)
+    np.testing.assert_array_equal(read_volume(p, volume_index=2).data, np.transpose(data[..., 2], (2, 1, 0)))
+    with pytest.raises(VolumeError, match="has no volume 7"):
+        read_volume(p, volume_index=7)
+
+
+def test_nan_voxels(tmp_path):
+    data = np.random.rand(8, 8, 8).astype(np.float32)
+    data[1, 2, 3] = np.nan
+    data[2, 2, 3] = np.inf
+    with pytest.raises(VolumeError, match=r"nan\.nii: contains 2 NaN or infinite voxels"):
+        read_volume(save_nifti(data, np.eye(4), tmp_path / "nan.nii"))
+
+
+def test_constant_volume(tmp_path):
+    with pytest.raises(VolumeError, match=r"empty\.nii: is constant \(every voxel is 0\)"):
+        read_volume(save_nifti(np.zeros((8, 8, 8), np.float32), np.eye(4), tmp_path / "empty.nii"))
+
+
+def test_absurdly_large_volume_is_refused_before_loading(tmp_path):
+    img = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    img.header.set_data_shape((2000, 2000, 2000))
+    p = tmp_path / "huge.nii"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)), str(p))
+    raw = bytearray(p.read_bytes())
+    hdr = nib.Nifti1Header.from_fileobj(__import__("io").BytesIO(bytes(raw)))
+    hdr.set_data_shape((2000, 2000, 2000))
+    p.write_bytes(hdr.binaryblock + bytes(raw[len(hdr.binaryblock):]))
+    with pytest.raises(VolumeError, match=r"huge\.nii: is too large \(2000×2000×2000"):
+        read_volume(p)
+
+
+def test_unsupported_extension_and_single_dicom(tmp_path):
+    (tmp_path / "scan.png").write_bytes(b"x")
+    with pytest.raises(VolumeError, match="unsupported file type"):
+        read_volume(tmp_path / "scan.png")
+    (tmp_path / "one.dcm").write_bytes(b"x")
+    with pytest.raises(VolumeError, match="single DICOM file; pass the folder"):
+        read_volume(tmp_path / "one.dcm")
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VolumeError, match="folder without a readable DICOM series"):
+        read_volume(tmp_path / "empty")
