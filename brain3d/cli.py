@@ -15,6 +15,7 @@ from brain3d.errors import Brain3DError
 
 COMMAND_MODULES = [
     "brain3d.commands.volume",
+    "brain3d.commands.report",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,120 @@
+"""`brain3d report`: write reports for scans with a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from brain3d.errors import CheckpointError
+
+DEMO_CHECKPOINT = Path("demo_out") / "run" / "phase2b"
+
+
+def resolve_checkpoint(checkpoint: Path | None) -> tuple[Path, bool]:
+    """The checkpoint to use and whether it is the demo's default; a clear error when there is none."""
+    if checkpoint is not None:
+        if not (checkpoint / "config.json").is_file():
+            raise CheckpointError("is not a brain3d checkpoint (no config.json)", checkpoint)
+        return checkpoint, False
+    if (DEMO_CHECKPOINT / "config.json").is_file():
+        return DEMO_CHECKPOINT, True
+    raise CheckpointError(
+        "no --checkpoint given and no demo checkpoint found; train one with `brain3d train` or run `make demo` "
+        "(it writes demo_out/run/phase2b)", DEMO_CHECKPOINT)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def report(
+        inputs: list[str] = typer.Argument(..., help="NIfTI files, DICOM series folders, folders of scans, "
+                                                     "manifests (.jsonl), or comma-joined sequence files."),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Trained checkpoint folder."),
+        vision_model: Optional[Path] = typer.Option(None, help="Override the vision base-model folder."),
+        language_model: Optional[Path] = typer.Option(None, help="Override the language base-model folder."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Write <id>.txt, <id>.json and reports.jsonl here."),
+        json_lines: bool = typer.Option(False, "--json", help="Print one JSON record per scan to stdout."),
+        profile: str = typer.Option("greedy", help="Decoding: greedy (deterministic) or paper (sampling)."),
+        batch_size: int = typer.Option(4, min=1, help="Scans generated together."),
+        device: str = typer.Option("auto", help="auto, cpu or cuda."),
+        load_4bit: bool = typer.Option(False, "--load-4bit", help="Load the language model in 4-bit NF4."),
+        sequences: Optional[str] = typer.Option(None, help="Comma list; default: the checkpoint's sequences."),
+        mirror_check: bool = typer.Option(False, "--mirror-check", help="Also report the left-right mirrored scan "
+                                                                        "and flag reports whose side does not flip."),
+        series_uid: Optional[str] = typer.Option(None, "--series-uid", help="DICOM series to read from a folder."),
+        max_new_tokens: int = typer.Option(256, help="Longest report, in tokens."),
+        schema: bool = typer.Option(False, "--schema", help="Print the JSON schema of a record and exit."),
+    ) -> None:
+        """Report on scans: one report text and one structured JSON record per scan."""
+        from brain3d.reporting.schema import ReportRecord
+
+        if schema:
+            typer.echo(json.dumps(ReportRecord.model_json_schema(), indent=2))
+            return
+        if profile not in ("greedy", "paper"):
+            raise typer.BadParameter("profile must be greedy or paper")
+        ckpt, is_demo = resolve_checkpoint(checkpoint)
+        if is_demo:
+            typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
+        summary = run_report(inputs, ckpt, vision_model=vision_model, language_model=language_model, out=out,
+                             json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
+                             load_4bit=load_4bit, sequences=sequences, mirror_check=mirror_check,
+                             series_uid=series_uid, max_new_tokens=max_new_tokens)
+        if summary["failed"]:
+            raise typer.Exit(code=3)
+
+
+def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, out: Path | None = None,
+               json_lines: bool = False, profile: str = "greedy", batch_size: int = 4, device: str = "auto",
+               load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
+               series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True) -> dict:
+    """Load the model once, report on every scan, write outputs as each finishes; returns counts."""
+    import torch
+    from rich.progress import Progress
+
+    from brain3d.model.brain3d import Brain3D
+    from brain3d.preprocess import PreprocessConfig
+    from brain3d.reporting.inputs import discover
+    from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
+
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    model = Brain3D.from_pretrained(ckpt, vision_model=vision_model, language_model=language_model, device=dev,
+                                    load_4bit=load_4bit or None)
+    model.eval()
+    seqs = tuple(sequences.split(",")) if sequences else tuple(model.config.sequences)
+    if len(seqs) != len(model.config.sequences):
+        raise CheckpointError(f"was trained on {len(model.config.sequences)} sequences "
+                              f"({', '.join(model.config.sequences)}), not {len(seqs)}", ckpt)
+    scans = discover(inputs, seqs, series_uid=series_uid)
+    writer = ReportWriter(out) if out is not None else None
+    if writer is not None:
+        done = writer.done_ids()
+        if done:
+            typer.echo(f"resuming: {len(done)} scans already reported in {out}", err=True)
+            scans = [s for s in scans if s.id not in done]
+    opts = ReportOptions(checkpoint=str(ckpt), profile=profile, batch_size=batch_size, mirror_check=mirror_check,
+                         max_new_tokens=max_new_tokens)
+    pre = PreprocessConfig(size=tuple(model.config.image_size))
+    counts = {"reported": 0, "failed": 0, "inconsistent": 0}
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("reporting", total=len(scans))
+        for rec in generate_records(model, scans, opts, pre, on_record=writer):
+            counts["failed" if rec.error else "reported"] += 1
+            if rec.laterality_consistent is False:
+                counts["inconsistent"] += 1
+                typer.echo(f"warning: {rec.id}: the reported side did not flip when the scan was mirrored "
+                           f"({rec.findings.side} → {rec.mirrored_side}); check laterality", err=True)
+            if rec.error:
+                typer.echo(f"error: {rec.error}", err=True)
+            if json_lines:
+                typer.echo(rec.model_dump_json())
+            elif rec.error is None and writer is None:
+                typer.echo(f"── {rec.id} ({rec.orientation})\n{rec.report.strip()}\n")
+            bar.advance(task)
+    if writer is not None:
+        writer.compact()
+    typer.echo(f"{counts['reported']} reported, {counts['failed']} failed"
+               + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else ""), err=True)
+    return counts

@@ -1,0 +1,115 @@
+"""Batched report generation with an optional left-right mirror self-check and resumable output."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from brain3d.errors import Brain3DError
+from brain3d.eval.clinical import asserts_pathology, findings_of, lobes_of, side_of
+from brain3d.eval.diagnostics import mirrored_side
+from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from brain3d.orientation import flip_left_right
+from brain3d.preprocess import PreprocessConfig, load_for_model
+from brain3d.reporting.inputs import ScanInput
+from brain3d.reporting.schema import Findings, ReportRecord
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    checkpoint: str
+    profile: str = "greedy"
+    batch_size: int = 4
+    mirror_check: bool = False
+    max_new_tokens: int = 256
+    seed: int = 0
+
+
+def findings(text: str) -> Findings:
+    """Structured findings of a report (negation-aware extraction shared with the evaluation)."""
+    f = findings_of(text)
+    return Findings(side=side_of(text), lobes=lobes_of(text), pathology=asserts_pathology(text), **f)
+
+
+def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, preprocess: PreprocessConfig,
+                     on_record: Callable[[ReportRecord], None] | None = None) -> Iterator[ReportRecord]:
+    """Yield one ReportRecord per scan; unreadable scans yield an error record and the others go on."""
+    for start in range(0, len(scans), opts.batch_size):
+        batch = scans[start:start + opts.batch_size]
+        loaded, tensors, records = [], [], []
+        for scan in batch:
+            t0 = time.perf_counter()
+            try:
+                mv = load_for_model(scan.paths, preprocess, series_uid=scan.meta.get("series_uid"))
+            except Brain3DError as exc:
+                records.append(_record(scan, opts, error=str(exc), seconds=time.perf_counter() - t0))
+                continue
+            loaded.append((scan, "".join(mv.orientation), time.perf_counter() - t0))
+            tensors.append(mv.tensor)
+        if tensors:
+            t0 = time.perf_counter()
+            volumes = torch.stack(tensors)  # (B, C, D, H, W)
+            texts = _generate(model, volumes, opts)
+            mirrored = _generate(model, flip_left_right(volumes), opts) if opts.mirror_check else [None] * len(texts)
+            share = (time.perf_counter() - t0) / len(tensors)
+            for (scan, orient, load_s), text, mtext in zip(loaded, texts, mirrored):
+                rec = _record(scan, opts, report=text, orientation=orient, seconds=load_s + share)
+                if mtext is not None:
+                    m_side = side_of(mtext)
+                    rec.mirrored_report, rec.mirrored_side = mtext, m_side
+                    rec.laterality_consistent = m_side == mirrored_side(rec.findings.side)
+                records.append(rec)
+        order = {s.id: i for i, s in enumerate(batch)}
+        for rec in sorted(records, key=lambda r: order[r.id]):
+            if on_record is not None:
+                on_record(rec)
+            yield rec
+
+
+def _generate(model, volumes: torch.Tensor, opts: ReportOptions) -> list[str]:
+    device = next(model.parameters()).device
+    return model.generate(volumes=volumes.to(device), profile=opts.profile, max_new_tokens=opts.max_new_tokens,
+                          seed=opts.seed)
+
+
+def _record(scan: ScanInput, opts: ReportOptions, report: str = "", orientation: str | None = None,
+            seconds: float = 0.0, error: str | None = None) -> ReportRecord:
+    return ReportRecord(
+        id=scan.id, input=list(scan.paths), orientation=orientation, checkpoint=opts.checkpoint,
+        profile=opts.profile, report=report, findings=findings(report) if error is None else None,
+        reference=scan.reference, seconds=round(seconds, 4), error=error,
+    )
+
+
+class ReportWriter:
+    """Writes `<id>.txt`, `<id>.json` and appends `reports.jsonl` as each scan finishes (resumable)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.out_dir / "reports.jsonl"
+
+    def done_ids(self) -> set[str]:
+        """Ids already reported successfully by an earlier (possibly interrupted) run."""
+        if not self.jsonl.exists():
+            return set()
+        return {r["id"] for r in read_jsonl(self.jsonl) if not r.get("error")}
+
+    def __call__(self, rec: ReportRecord) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rec.id)
+        if rec.error is None:
+            atomic_write_text(self.out_dir / f"{safe}.txt", rec.report.strip() + "\n")
+        atomic_write_json(self.out_dir / f"{safe}.json", rec.model_dump())
+        append_jsonl(self.jsonl, rec.model_dump())
+
+    def compact(self) -> None:
+        """Keep one row per id in reports.jsonl (the latest), e.g. a retried scan that failed before."""
+        if not self.jsonl.exists():
+            return
+        latest = {r["id"]: r for r in read_jsonl(self.jsonl)}
+        atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in latest.values()))
