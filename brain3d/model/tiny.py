@@ -1,0 +1,162 @@
+"""The tiny twin: random-initialised, tiny checkpoints of the real base models' classes.
+
+`make_tiny_models` writes a `SiglipModel` folder (as MedSigLIP) and a `Gemma3ForConditionalGeneration`
+folder (as MedGemma: tiny text model + tiny SigLIP tower) with a tokenizer trained offline on the synthetic
+cohort's report vocabulary. Tests, CI and the demo load them through exactly the code path of the real
+models (`brain3d.model.backbones`). Deterministic for a seed; takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from brain3d.fsutil import atomic_dir, atomic_write_json
+from brain3d.model.backbones import quiet_transformers
+from brain3d.model.config import DEFAULT_PROMPT, Brain3DConfig
+
+# Gemma's special tokens, in Gemma's id order for the first three (pad 0, eos 1, bos 2).
+SPECIAL_TOKENS = (
+    "<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
+    "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>",
+)
+# Gemma 3's chat template reduced to what brain3d uses: bos, user/model turns, the generation prompt.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<start_of_turn>model\n{%- endif -%}"
+)
+
+TINY_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                   patch_size=8, image_size=128)  # a real 16 x 16 position table
+TINY_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32, sliding_window=128,
+                 layer_types=["sliding_attention", "full_attention"], max_position_embeddings=1024)
+TINY_GEMMA_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         patch_size=8, image_size=64, vision_use_head=False)
+TOKENIZER_CORPUS = 2000
+TOKENIZER_VOCAB = 768
+
+
+def make_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write OUT_DIR/vision (SiglipModel) and OUT_DIR/language (Gemma3ForConditionalGeneration + tokenizer).
+
+    Returns {"vision": path, "language": path}."""
+    out = Path(out_dir)
+    paths = {"vision": out / "vision", "language": out / "language"}
+    with quiet_transformers():
+        tokenizer = train_tokenizer(seed)
+        with _seeded(seed), atomic_dir(paths["vision"]) as tmp:
+            tiny_siglip().save_pretrained(tmp)
+        with _seeded(seed + 1), atomic_dir(paths["language"]) as tmp:
+            tiny_gemma3(tokenizer).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            _write_generation_config(tmp, tokenizer)
+    return paths
+
+
+def tiny_config(paths: dict[str, Path] | dict[str, str], **overrides: Any) -> Brain3DConfig:
+    """A Brain3DConfig for the tiny twin on small test volumes (1 x 16 x 32 x 32 -> 8 x 4 x 4 tokens)."""
+    settings: dict[str, Any] = dict(image_size=(16, 32, 32), num_tokens=8, max_report_tokens=96)
+    settings.update(overrides)
+    return Brain3DConfig(vision_model=str(paths["vision"]), language_model=str(paths["language"]), **settings)
+
+
+def train_tokenizer(seed: int = 0):
+    """A byte-level BPE tokenizer trained on synthetic reports + the prompt, with Gemma's special tokens and
+    chat template, wrapped as a transformers fast tokenizer (AutoTokenizer loads it from the LM folder)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from brain3d.synth.reports import report_corpus
+
+    corpus = report_corpus(TOKENIZER_CORPUS, seed) + [DEFAULT_PROMPT, "user model"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TOKENIZER_VOCAB, special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    bos = SPECIAL_TOKENS.index("<bos>")
+    # Like Gemma's tokenizer: bos prepended, no eos appended.
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        mask_token="<mask>", additional_special_tokens=list(SPECIAL_TOKENS[5:]),
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_siglip():
+    from transformers import SiglipConfig, SiglipModel
+
+    config = SiglipConfig(
+        text_config=dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0),
+        vision_config=dict(TINY_VISION),
+    )
+    return SiglipModel(config).eval()
+
+
+def tiny_gemma3(tokenizer):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    text = Gemma3TextConfig(
+        vocab_size=len(tokenizer), pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"],
+        **TINY_TEXT,
+    )
+    config = Gemma3Config(
+        text_config=text, vision_config=SiglipVisionConfig(**TINY_GEMMA_VISION), mm_tokens_per_image=16,
+        boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"],
+    )
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+def _write_generation_config(folder: Path, tokenizer) -> None:
+    """Like MedGemma's: stop on <eos> or <end_of_turn>."""
+    atomic_write_json(folder / "generation_config.json", {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")],
+        "pad_token_id": tokenizer.pad_token_id,
+    })
+
+
+class _seeded:
+    """Seed torch's global RNG inside the block and restore it afterwards."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> None:
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fork.__exit__(*exc)
+
+
+def describe(paths: dict[str, Path]) -> dict[str, Any]:
+    """Short summary of the written folders (for the CLI)."""
+    def cfg(p: Path) -> dict:
+        return json.loads((p / "config.json").read_text())
+
+    v, lm = cfg(paths["vision"]), cfg(paths["language"])
+    return {
+        "vision": {"path": str(paths["vision"]), "class": v["architectures"][0],
+                   "hidden": v["vision_config"]["hidden_size"], "patch": v["vision_config"]["patch_size"]},
+        "language": {"path": str(paths["language"]), "class": lm["architectures"][0],
+                     "hidden": lm["text_config"]["hidden_size"], "vocab": lm["text_config"]["vocab_size"]},
+    }

@@ -1,0 +1,17 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny random twin of MedSigLIP / MedGemma, written once per test session:
+    {"vision": SiglipModel folder, "language": Gemma3ForConditionalGeneration folder + tokenizer}.
+    Build a model on it with `Brain3D.build(brain3d.model.tiny.tiny_config(tiny_models, **overrides))`."""
+    from brain3d.model.tiny import make_tiny_models
+
+    return make_tiny_models(tmp_path_factory.mktemp("tiny_models"))
