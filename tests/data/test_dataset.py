@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from brain3d.data.dataset import FlipPolicy, ReportDataset, collate, epoch_batches, mirror_truth, swap_sides
+from brain3d.data.manifest import Record, Truth
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A lesion in the left frontal lobe.", "A lesion in the right frontal lobe."),
+    ("Left parietal mass; right ventricle compressed.", "Right parietal mass; left ventricle compressed."),
+    ("LEFT and Right", "RIGHT and Left"),
+    ("left-sided edema, shift rightward", "right-sided edema, shift leftward"),
+    ("the leftmost and rightwards parts", "the rightmost and leftwards parts"),
+    ("bilateral frontal lobes", "bilateral frontal lobes"),
+    ("bright signal, leftover, cleft", "bright signal, leftover, cleft"),
+    ("", ""),
+])
+def test_swap_sides(text, expected):
+    assert swap_sides(text) == expected
+
+
+def test_swap_sides_is_an_involution_on_reports():
+    text = "There is a tumor involving the left temporal lobe; compression on the left side. Right is normal."
+    assert swap_sides(swap_sides(text)) == text
+
+
+def test_mirror_truth():
+    t = Truth(side="left", lobes=["frontal"], findings={"edema": True})
+    assert mirror_truth(t).side == "right" and mirror_truth(t).lobes == ["frontal"]
+    assert mirror_truth(Truth(side="bilateral")).side == "bilateral"
+    assert mirror_truth(None) is None
+
+
+def test_flip_policy_is_stable_and_near_its_probability():
+    pol = FlipPolicy(p=0.5, seed=3)
+    ids = [f"s{i}" for i in range(400)]
+    first = [pol.mirrored(i, 0) for i in ids]
+    assert first == [FlipPolicy(p=0.5, seed=3).mirrored(i, 0) for i in ids]  # same in a fresh object
+    assert 0.4 < np.mean(first) < 0.6
+    assert first != [pol.mirrored(i, 1) for i in ids]  # another epoch mirrors other subjects
+    assert not any(FlipPolicy(p=0.0).mirrored(i, 0) for i in ids)
+    assert all(FlipPolicy(p=1.0).mirrored(i, 0) for i in ids)
+
+
+def _records(n):
+    return [Record(id=f"s{i}", split="train", images={"flair": f"/none/{i}.nii"},
+                   report=f"Lesion {i} in the left lobe.") for i in range(n)]
+
+
+def test_dataset_mirrors_volume_and_report_together():
+    recs = _records(8)
+    base = {r.id: torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4) + int(r.id[1:]) for r in recs}
+
+    def source(rec, mirrored):
+        x = base[rec.id]
+        return torch.flip(x, dims=(-1,)) if mirrored else x
+
+    ds = ReportDataset(recs, source, FlipPolicy(p=0.5, seed=0))
+    seen = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        seen.add(item["mirrored"])
+        if item["mirrored"]:
+            assert "right lobe" in item["report"]
+            assert torch.equal(item["inputs"], torch.flip(base[item["id"]], dims=(-1,)))
+        else:
+            assert "left lobe" in item["report"]
+            assert torch.equal(item["inputs"], base[item["id"]])
+    assert seen == {True, False}
+    batch = collate([ds[0], ds[1]])
+    assert batch["inputs"].shape == (2, 1, 2, 3, 4) and batch["id"] == ["s0", "s1"]
+
+
+def test_epoch_batches_shard_evenly_and_cover_the_epoch():
+    n, b = 11, 3
+    single = [i for batch in epoch_batches(n, b, seed=1, epoch=2) for i in batch]
+    assert sorted(single) == list(range(n))
+    shards = [epoch_batches(n, b, seed=1, epoch=2, rank=r, world_size=2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])  # same number of steps in every process (DDP)
+    union = {i for s in shards for batch in s for i in batch}
+    assert union == set(range(n))
+    assert epoch_batches(n, b, seed=1, epoch=2) == epoch_batches(n, b, seed=1, epoch=2)
+    assert epoch_batches(n, b, seed=1, epoch=3) != epoch_batches(n, b, seed=1, epoch=2)
+
+
+def test_epoch_batches_last_small_batch_joins_previous():
+    batches = epoch_batches(7, 3, seed=0, epoch=0, min_last=2)
+    assert [len(x) for x in batches] == [3, 4]
+    assert [len(x) for x in epoch_batches(7, 3, seed=0, epoch=0, drop_last=True)] == [3, 3]
+    assert epoch_batches(0, 3, seed=0, epoch=0) == []
