@@ -16,6 +16,7 @@ from brain3d.errors import Brain3DError
 COMMAND_MODULES = [
     "brain3d.commands.volume",
     "brain3d.commands.report",
+    "brain3d.commands.evaluate",
     "brain3d.commands.model",
 ]
 
