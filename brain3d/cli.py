@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "brain3d.commands.report",
     "brain3d.commands.evaluate",
     "brain3d.commands.model",
+    "brain3d.commands.train",
 ]
 
 app = typer.Typer(
