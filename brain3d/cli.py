@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "brain3d.commands.evaluate",
     "brain3d.commands.model",
     "brain3d.commands.train",
+    "brain3d.commands.synth",
 ]
 
 app = typer.Typer(

@@ -6,11 +6,13 @@ is either stated with an explicit negation ("No necrosis is seen.") or left out.
 
 Wording rules that keep the clinical keywords exact (checked by tests with `brain3d.eval.clinical`):
 - the side is named only with the words left / right / bilateral, and only the truth's side;
-- lobes are named with the singular adjective ("left frontal and parietal lobes"); the word "ventricle"
-  never appears (the ventricles are "the ventricular system"), so anatomy keywords are exactly the lobes;
-- a negated finding always sits in its own clause, after its cue (no / without / absence of), with no
-  punctuation or "but" between cue and word, and never shares a clause with a present finding;
-- healthy reports contain no side word and no pathology word outside a negated clause.
+- lobes are named with the singular adjective ("left frontal and parietal lobes");
+- the ventricles are named (asserted) only when compression is present ("compression of the left lateral
+  ventricle"); otherwise they are absent or negated ("No ventricular compression is seen."), so the
+  asserted anatomy keywords are exactly the truth's locations, plus 'ventricle' iff compression;
+- a negated finding always sits in its own sentence, after its cue (no / without / absence of), with no
+  punctuation or contrastive word between cue and word, and never shares a sentence with a present finding;
+- healthy reports contain no side word, no anatomy keyword and no pathology word outside a negation.
 """
 
 from __future__ import annotations
@@ -84,20 +86,20 @@ _ENHANCEMENT_NO = (
     "Post-contrast images show no enhancement.",
 )
 _COMPRESSION_YES = (
-    "Mass effect causes compression of the adjacent ventricular system.",
-    "There is compression of the ventricular system{side_phrase}.",
-    "Compression of the ventricular system by the mass is noted.",
-    "The lesion exerts mass effect with compression of the nearby ventricular system.",
+    "Mass effect causes compression of the adjacent{side_word} lateral ventricle.",
+    "There is compression of the{side_word} lateral ventricle.",
+    "Compression of the{side_word} lateral ventricle by the mass is noted.",
+    "The lesion exerts mass effect with compression of the nearby ventricle.",
 )
 _COMPRESSION_NO = (
     "No ventricular compression is seen.",
     "There is no compression of the ventricular system.",
-    "The ventricular system is preserved without compression.",
+    "No compression of the ventricles is evident.",
     "No significant mass effect is present.",
 )
 _HEALTHY = (
     "No abnormal signal intensity is identified in the brain parenchyma.",
-    "The ventricular system is normal in size and configuration.",
+    "The CSF spaces are normal in size and configuration.",
     "There is no midline shift or mass effect.",
     "Grey-white matter differentiation is preserved.",
     "No focal lesion is identified.",
@@ -126,8 +128,8 @@ def write_report(truth: Truth | None, healthy: bool, subject_id: str, seed: int)
     parts.append(_finding(f["edema"], _EDEMA_YES, _EDEMA_NO, rng, omit_p=0.0))
     parts.append(_finding(f["necrosis"], _NECROSIS_YES, _NECROSIS_NO, rng, omit_p=0.3))
     parts.append(_finding(f["enhancement"], _ENHANCEMENT_YES, _ENHANCEMENT_NO, rng, omit_p=0.4))
-    side_phrase = f" on the {truth.side} side" if truth.side in ("left", "right") else ""
-    parts.append(_finding(f["compression"], _COMPRESSION_YES, _COMPRESSION_NO, rng, omit_p=0.3).format(side_phrase=side_phrase))
+    side_word = f" {truth.side}" if truth.side in ("left", "right") else ""
+    parts.append(_finding(f["compression"], _COMPRESSION_YES, _COMPRESSION_NO, rng, omit_p=0.3).format(side_word=side_word))
     return " ".join(p for p in parts if p)
 
 
