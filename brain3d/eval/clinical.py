@@ -62,6 +62,7 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "enhanced": ("enhancement",), "enhances": ("enhancement",), "enhance": ("enhancement",),
     "compression": ("compression",), "compressions": ("compression",), "compressed": ("compression",),
     "compressing": ("compression",), "compresses": ("compression",), "compressive": ("compression",),
+    "compress": ("compression",),
     "tumor": ("tumor",), "tumors": ("tumor",), "tumour": ("tumor",), "tumours": ("tumor",),
     "mass": ("mass",), "masses": ("mass",),
     "lesion": ("lesion",), "lesions": ("lesion",),

@@ -271,7 +271,8 @@ def metrics_markdown(result: dict) -> str:
     sub = {f"{g} (n={v['n']})": v["metrics"] for g, v in result["subgroups"].items()}
     if sub:
         parts += ["", "## Subgroups (means)", "",
-                  tables.markdown_table(sub, tables.ALL_COLUMNS, with_ci=False, first="group")]
+                  tables.markdown_table(sub, tables.ALL_COLUMNS, with_ci=False, first="group",
+                                        only_available=True)]
     d = result["diagnostics"]["generated"]
     r = result["diagnostics"]["reference"]
     parts += ["", "## Diagnostics", "",

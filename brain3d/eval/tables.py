@@ -39,9 +39,13 @@ def cell(entry: Mapping | None, with_ci: bool = True) -> str:
 
 
 def markdown_table(rows: Mapping[str, Mapping[str, Mapping]], columns=PAPER_COLUMNS, with_ci: bool = True,
-                   first: str = "system") -> str:
-    """One Markdown table: `rows` maps a row name to {metric key: entry}; only columns some row has."""
-    cols = [(k, label) for k, label in columns if any(k in r for r in rows.values())]
+                   first: str = "system", only_available: bool = False) -> str:
+    """One Markdown table: `rows` maps a row name to {metric key: entry}; only columns some row has
+    (with `only_available`, only columns some row could compute)."""
+    def present(r: Mapping, k: str) -> bool:
+        return k in r and (not only_available or bool(r[k].get("available")))
+
+    cols = [(k, label) for k, label in columns if any(present(r, k) for r in rows.values())]
     if not cols:
         return ""
     head = f"| {first} | " + " | ".join(label for _, label in cols) + " |"
