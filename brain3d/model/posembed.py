@@ -34,9 +34,10 @@ def reference_pos_code(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
     """The reference code's fixed code, (Dp*Hp*Wp, dim): linspace(-1, 1) over depth added to every channel,
     plus linspace(-1, 1) over H in channel 0 and over W in channel 1."""
     dp, hp, wp = grid
-    depth = torch.linspace(-1, 1, dp).reshape(dp, 1, 1).expand(dp, hp * wp, dim)  # (Dp, Hp*Wp, d)
-    spatial = torch.zeros(hp * wp, dim)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, hp), torch.linspace(-1, 1, wp), indexing="ij")
+    cpu = torch.device("cpu")  # a fixed code: always computed on CPU, moved by the caller
+    depth = torch.linspace(-1, 1, dp, device=cpu).reshape(dp, 1, 1).expand(dp, hp * wp, dim)  # (Dp, Hp*Wp, d)
+    spatial = torch.zeros(hp * wp, dim, device=cpu)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, hp, device=cpu), torch.linspace(-1, 1, wp, device=cpu), indexing="ij")
     spatial[:, 0] = ys.reshape(-1)
     if dim > 1:
         spatial[:, 1] = xs.reshape(-1)
