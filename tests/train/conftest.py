@@ -52,6 +52,7 @@ def fast_config(**changes):
 
     data = {
         "seed": 3,
+        "threads": 1,
         "model": {"image_size": [16, 32, 32], "num_tokens": 8, "max_report_tokens": 48},
         "eval_batch_size": 4,
         "diagnostics": {"max_new_tokens": 8},

@@ -1,0 +1,102 @@
+"""Phases on the tiny twin: what trains, what stays bit-identical, and that phase 1 learns."""
+
+import pytest
+import torch
+
+from brain3d.data.dataset import collate
+from brain3d.errors import TrainingError
+from brain3d.train.loop import PhaseObjective, run_phase
+from brain3d.train.phases import select_trainable
+from brain3d.train.run import Trainer, train
+
+from .conftest import fast_config
+
+
+def _trainer(tmp_path, manifest, tiny_models, **changes):
+    return Trainer(fast_config(**changes), manifest, tmp_path / "run", progress=False,
+                   vision_model=tiny_models["vision"], language_model=tiny_models["language"])
+
+
+def test_phase1_has_gradients_and_its_loss_decreases(tmp_path, train_manifest, tiny_models):
+    trainer = _trainer(tmp_path, train_manifest, tiny_models)
+    model = trainer.load_model()
+    data, cache = trainer.prepare_phase("1", model)
+    assert cache is None and data.inputs == "volumes" and data.bank is not None
+    phase = trainer.config.phases["1"]
+    opt = torch.optim.AdamW(select_trainable(model, phase), lr=2e-3)
+    objective = PhaseObjective(model, phase, data.inputs, data.bank)
+    batch = collate([data.train[i] for i in range(4)])
+    groups = model.param_groups()
+    losses = []
+    for step in range(6):
+        opt.zero_grad()
+        loss = objective(batch["inputs"], batch["report"])
+        loss.backward()
+        if step == 0:
+            for name in ("stem", "depth_pos", "projector", "gate"):
+                assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in groups[name]), name
+            frozen = [p for n, p in model.named_parameters() if n.startswith(("lm.", "encoder.vit."))]
+            assert frozen and all(p.grad is None for p in frozen)
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 0.1
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_phase1_refuses_batch_size_one(tmp_path, train_manifest, tiny_models):
+    with pytest.raises(TrainingError, match="at least 2 volumes"):
+        train(fast_config(phases__1__batch_size=1), train_manifest, tmp_path / "run", phases="1", progress=False,
+              vision_model=tiny_models["vision"], language_model=tiny_models["language"])
+
+
+def _changed(before: dict, model) -> set[str]:
+    after = model.state_dict()
+    assert set(after) == set(before)
+    return {n for n in before if not torch.equal(before[n], after[n])}
+
+
+def _names(model, *groups) -> set[str]:
+    ids = {id(p) for g in groups for p in model.param_groups()[g]}
+    return {n for n, p in model.named_parameters() if id(p) in ids}
+
+
+@pytest.mark.parametrize("name, groups", [("2a", ("projector", "gate")), ("2b", ("projector", "gate", "lora"))])
+def test_phase2_changes_only_its_groups(tmp_path, train_manifest, tiny_models, name, groups):
+    trainer = _trainer(tmp_path, train_manifest, tiny_models)
+    model = trainer.load_model()
+    data, cache = trainer.prepare_phase(name, model)  # adds LoRA for 2b
+    assert data.inputs == "features" and cache["entries"] > 0
+    before = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    result = run_phase(trainer.loop_context(), name, trainer.config.phases[name], model, data)
+    assert result.steps > 0
+    changed = _changed(before, model)
+    allowed = _names(model, *groups)
+    assert changed, "nothing trained"
+    assert changed <= allowed, sorted(changed - allowed)[:5]
+    for g in groups:  # every group of the phase really trained
+        assert changed & _names(model, g), g
+
+
+def test_cached_and_uncached_phase2_steps_give_the_same_loss(tmp_path, train_manifest, tiny_models):
+    cached = _trainer(tmp_path / "a", train_manifest, tiny_models)
+    uncached = _trainer(tmp_path / "b", train_manifest, tiny_models, cache__enabled=False)
+    model = cached.load_model()
+    data_c, info = cached.prepare_phase("2a", model)
+    data_u, none = uncached.prepare_phase("2a", model)
+    assert info["entries"] > 0 and none is None
+    assert (data_c.inputs, data_u.inputs) == ("features", "volumes")
+    phase = cached.config.phases["2a"]
+    obj_c, obj_u = PhaseObjective(model, phase, "features"), PhaseObjective(model, phase, "volumes")
+    model.eval()
+    mirrored_seen = set()
+    for epoch in (0, 1):
+        data_c.train.set_epoch(epoch)
+        data_u.train.set_epoch(epoch)
+        idx = list(range(len(data_c.train)))
+        bc, bu = collate([data_c.train[i] for i in idx]), collate([data_u.train[i] for i in idx])
+        assert bc["report"] == bu["report"] and bc["mirrored"] == bu["mirrored"]
+        mirrored_seen.update(bc["mirrored"])
+        with torch.no_grad():
+            lc, lu = obj_c(bc["inputs"], bc["report"]), obj_u(bu["inputs"], bu["report"])
+        torch.testing.assert_close(lc, lu, rtol=1e-5, atol=1e-6)
+    assert mirrored_seen == {True, False}  # both laterality variants came from the cache
