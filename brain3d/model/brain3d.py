@@ -12,11 +12,12 @@ The ViT blocks and the LM's own weights never train. Encoder features can be cac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -87,7 +88,7 @@ class Brain3D(nn.Module):
             self.layout = build_layout(tokenizer, config.prompt, config.prompt_format)
         if config.gradient_checkpointing:
             for model in (vit, lm):
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         self.set_trainable(())
 
     # ----------------------------------------------------------------------------------------------- building
@@ -223,13 +224,7 @@ class Brain3D(nn.Module):
         prefix = self._prefix(vis)  # (B, P, dlm)
         b, p, dev = vis.shape[0], prefix.shape[1], prefix.device
         ids = report_ids(self.tokenizer, reports, layout, self.config.max_report_tokens)
-        r = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id
-        rep = torch.full((b, r), pad, dtype=torch.long, device=dev)
-        rep_mask = torch.zeros((b, r), dtype=torch.long, device=dev)
-        for i, x in enumerate(ids):
-            rep[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-            rep_mask[i, : len(x)] = 1
+        rep, rep_mask = right_pad(ids, self.tokenizer.pad_token_id, dev)  # (B, R) each
         embeds = torch.cat([prefix, self._embed_ids(rep)], dim=1)  # (B, P + R, dlm)
         mask = torch.cat([torch.ones((b, p), dtype=torch.long, device=dev), rep_mask], dim=1)  # (B, P + R)
         labels = torch.cat([torch.full((b, p), -100, dtype=torch.long, device=dev),
@@ -291,13 +286,7 @@ class Brain3D(nn.Module):
         encoded = tok(list(reports), add_special_tokens=False)["input_ids"]
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         seqs = [bos + list(x)[: self.config.max_report_tokens] for x in encoded]
-        t = max(len(s) for s in seqs)
-        dev = self.lm.get_input_embeddings().weight.device
-        ids = torch.full((len(seqs), t), tok.pad_token_id, dtype=torch.long, device=dev)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
+        ids, mask = right_pad(seqs, tok.pad_token_id, self.lm.get_input_embeddings().weight.device)  # (B, T)
         pool = mask.clone()
         pool[:, : len(bos)] = 0  # (B, T) report tokens only
         if source == "input":
@@ -313,8 +302,6 @@ class Brain3D(nn.Module):
         return base.model
 
     def _adapters_disabled(self):
-        import contextlib
-
         return self.lm.disable_adapter() if self.has_lora else contextlib.nullcontext()
 
     # ----------------------------------------------------------------------------------------------- LoRA
@@ -332,8 +319,7 @@ class Brain3D(nn.Module):
             r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none", task_type="CAUSAL_LM",
             target_modules=lora_target_regex(cfg.targets),
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)  # PEFT calls a deprecated HF property
+        with _quiet_peft():
             self.lm = get_peft_model(self.lm, peft_cfg)
         self.config.lora = cfg
         self.set_trainable(())
@@ -344,7 +330,7 @@ class Brain3D(nn.Module):
 
         if self.has_lora:
             raise TrainingError("the language model already has LoRA adapters")
-        with backbones.quiet_transformers():
+        with backbones.quiet_transformers(), _quiet_peft():
             self.lm = PeftModel.from_pretrained(self.lm, str(adapter_dir), is_trainable=True)
         self.set_trainable(())
 
@@ -397,6 +383,25 @@ class Brain3D(nn.Module):
             if tuple(t.shape) != tuple(p.shape):
                 raise CheckpointError(f"brain3d weight {name} has shape {tuple(t.shape)}, the model {tuple(p.shape)}")
             p.copy_(t.to(device=p.device, dtype=p.dtype))
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """PEFT 0.21 reads a transformers property deprecated in 5.x; its FutureWarning is not ours to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def right_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) ids and their (B, T) attention mask."""
+    t = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), t), dtype=torch.long)
+    for i, x in enumerate(seqs):
+        ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    return ids.to(device), mask.to(device)
 
 
 def lora_target_regex(targets: Iterable[str]) -> str:

@@ -209,3 +209,15 @@ def test_broken_checkpoints_are_checkpoint_errors(model, tmp_path):
     state.pop("projector.vis_scale")
     with pytest.raises(CheckpointError, match="vis_scale"):
         model.load_trainable_state_dict(state)
+
+
+def test_gradient_checkpointing_keeps_gradients(tiny_models, volumes):
+    torch.manual_seed(0)
+    m = Brain3D.build(tiny_config(tiny_models, gradient_checkpointing=True))
+    m.add_lora()
+    m.set_trainable(["stem", "projector", "gate", "lora"])
+    m.train()
+    m(REPORTS, volumes=volumes).loss.backward()
+    groups = m.param_groups()
+    assert groups["stem"][0].grad.abs().sum() > 0 and groups["gate"][0].grad is not None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in groups["lora"])
