@@ -1,0 +1,181 @@
+"""Evaluate a checkpoint on a manifest split: generate reports in batches, then score them.
+
+OUT_DIR layout:
+    evaluate.json      what was generated (checkpoint, manifest, split, decoding, mirror); a resumed run must match
+    predictions.jsonl  one row per subject, appended as each batch finishes (an interrupted run resumes here):
+                       id, reference, generated, healthy, truth [, generated_mirror]
+    metrics.json, metrics.md, per_sample.csv   from `brain3d.eval.scoring.score_predictions`
+
+Volumes are read and preprocessed exactly as in training (`VolumeSource`, the checkpoint's sequences, grid and
+the intensity settings of its training config), so evaluation sees what training saw.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from brain3d.data.dataset import VolumeSource
+from brain3d.data.manifest import Record, read_manifest
+from brain3d.errors import Brain3DError, CheckpointError
+from brain3d.eval.scoring import ScoreOptions, score_predictions
+from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, stable_int
+from brain3d.orientation import flip_left_right
+from brain3d.preprocess import PreprocessConfig
+
+PREDICTIONS = "predictions.jsonl"
+RUN_INFO = "evaluate.json"
+PROFILES = ("greedy", "paper")
+# settings that change the generated text: a resumed run must use the same ones
+_GENERATION_KEYS = ("checkpoint", "manifest", "split", "profile", "max_new_tokens", "mirror", "seed")
+
+
+@dataclass
+class EvaluateOptions:
+    """How to generate (split, decoding, batching, mirror test) and how to score."""
+
+    split: str | None = "test"
+    profile: str = "greedy"
+    batch_size: int = 4
+    max_new_tokens: int = 256
+    mirror: bool = False
+    seed: int = 0
+    limit: int | None = None
+    device: str = "auto"
+    vision_model: str | None = None
+    language_model: str | None = None
+    load_4bit: bool | None = None
+    progress: bool = True
+    score: ScoreOptions = field(default_factory=ScoreOptions)
+
+
+def resolve_device(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def preprocess_for(model) -> PreprocessConfig:
+    """The model's grid plus the intensity scaling of the training config stored in its checkpoint."""
+    data = (getattr(model, "checkpoint_extra", None) or {}).get("train_config", {}).get("data", {})
+    defaults = PreprocessConfig()
+    return PreprocessConfig(size=tuple(model.config.image_size), low=float(data.get("low", defaults.low)),
+                            high=float(data.get("high", defaults.high)),
+                            nonzero=bool(data.get("nonzero", defaults.nonzero)))
+
+
+def load_model(checkpoint: str | Path, opts: EvaluateOptions):
+    from brain3d.model.brain3d import Brain3D
+
+    if not (Path(checkpoint) / "config.json").is_file():
+        raise CheckpointError("is not a brain3d checkpoint (no config.json)", checkpoint)
+    model = Brain3D.from_pretrained(checkpoint, vision_model=opts.vision_model, language_model=opts.language_model,
+                                    device=resolve_device(opts.device), load_4bit=opts.load_4bit)
+    model.eval()
+    return model
+
+
+def select_records(manifest: str | Path, opts: EvaluateOptions) -> list[Record]:
+    records = read_manifest(manifest, opts.split)
+    return records[: opts.limit] if opts.limit else records
+
+
+def _read_done(path: Path) -> dict[str, dict]:
+    """Rows already generated; a torn last line (interrupted write) is dropped and the file rewritten."""
+    if not path.is_file():
+        return {}
+    rows, torn = {}, False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            torn = True
+            continue
+        rows[row["id"]] = row
+    if torn:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows.values()))
+    return rows
+
+
+def _check_run_info(out_dir: Path, info: dict) -> None:
+    path = out_dir / RUN_INFO
+    if (out_dir / PREDICTIONS).is_file() and path.is_file():
+        old = json.loads(path.read_text())
+        changed = [k for k in _GENERATION_KEYS if old.get(k) != info.get(k)]
+        if changed:
+            raise Brain3DError(f"holds predictions made with other settings ({', '.join(changed)}); "
+                               "use another --out or delete its predictions.jsonl", out_dir)
+    atomic_write_json(path, info)
+
+
+def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: EvaluateOptions,
+                         volumes: VolumeSource | None = None, label: str = "generating") -> list[dict]:
+    """Prediction rows for `records` in their order, generating only those not yet in predictions.jsonl."""
+    from rich.progress import Progress
+
+    path = out_dir / PREDICTIONS
+    done = _read_done(path)
+    todo = [r for r in records if r.id not in done]
+    volumes = volumes or VolumeSource(preprocess_for(model), model.config.sequences, in_memory=False)
+    device = model.device
+    with Progress(disable=not opts.progress, transient=True) as bar:
+        task = bar.add_task(label, total=len(records), completed=len(records) - len(todo))
+        for start in range(0, len(todo), opts.batch_size):
+            batch = todo[start:start + opts.batch_size]
+            x = torch.stack([volumes.load(r) for r in batch]).to(device)  # (B, C, D, H, W)
+            seed = stable_int(opts.seed, *(r.id for r in batch))
+            texts = model.generate(volumes=x, profile=opts.profile, max_new_tokens=opts.max_new_tokens, seed=seed)
+            mirrored = (model.generate(volumes=flip_left_right(x), profile=opts.profile,
+                                       max_new_tokens=opts.max_new_tokens, seed=seed)
+                        if opts.mirror else [None] * len(batch))
+            for rec, text, mtext in zip(batch, texts, mirrored):
+                row = {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
+                       "truth": rec.truth.model_dump() if rec.truth is not None else None}
+                if mtext is not None:
+                    row["generated_mirror"] = mtext
+                append_jsonl(path, row)
+                done[rec.id] = row
+            bar.advance(task, len(batch))
+    return [done[r.id] for r in records]
+
+
+def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path,
+                        opts: EvaluateOptions | None = None, model=None, volumes: VolumeSource | None = None,
+                        records: Sequence[Record] | None = None, system: str | None = None) -> dict:
+    """Generate (resumably) and score one checkpoint; returns the metrics dict written to metrics.json.
+
+    `model` (already loaded) and `volumes` (a shared, memoising VolumeSource) let `ablate` reuse work;
+    `system` names the table row (default: the checkpoint folder's name)."""
+    opts = opts or EvaluateOptions()
+    if opts.profile not in PROFILES:
+        raise Brain3DError(f"decoding profile {opts.profile!r} is not one of {', '.join(PROFILES)}")
+    if opts.batch_size < 1:
+        raise Brain3DError(f"batch size must be at least 1, got {opts.batch_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = list(records) if records is not None else select_records(manifest, opts)
+    _check_run_info(out, {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
+                          "split": opts.split, "profile": opts.profile, "max_new_tokens": opts.max_new_tokens,
+                          "mirror": opts.mirror, "seed": opts.seed, "n_subjects": len(records)})
+    own_model = model is None
+    model = model if model is not None else load_model(checkpoint, opts)
+    try:
+        rows = generate_predictions(model, records, out, opts, volumes, label=f"generating ({Path(checkpoint).name})")
+    finally:
+        if own_model:
+            del model
+            free_memory()
+    score = replace(opts.score, system=system or Path(checkpoint).name)
+    return score_predictions(rows, out, score, source=out / PREDICTIONS)
+
+
+def free_memory() -> None:
+    """Return a dropped model's memory before the next one loads (ablation loads three in turn)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
