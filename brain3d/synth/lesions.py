@@ -63,8 +63,10 @@ class Lesion:
 
     @property
     def reach_mm(self) -> float:
-        """Radius of a sphere that surely holds the whole tumour."""
-        return float(max(self.radii) * np.exp(3.0 * self.irregularity) + 2.0)
+        """Radius of a sphere that surely holds the whole tumour: whole < 1 needs r < exp(−irr · n1), and
+        n1 never exceeds the extremes of its grid (trilinear interpolation)."""
+        field, _ = _noise_grid(self)
+        return float(max(self.radii) * np.exp(self.irregularity * float(-field[0].min())) + 2.0)
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ def displacement(lesions: tuple[Lesion, ...], q: np.ndarray) -> np.ndarray:
         wall = max(dist + PUSH_WALL_MM, size + 10.0)
         taper = 2.0 * size + 2.0 * les.mass_effect
         width2 = 2.0 * (1.2 * size) ** 2
-        # only points between the taper's end and the wall, within 4 widths of the axis, move at all
-        reach2 = max(wall, size + taper) ** 2 + 16.0 * width2
+        # only points between the taper's end and the wall, within 3 widths of the axis, move by more than ~1e-3 mm
+        reach2 = max(wall, size + taper) ** 2 + 9.0 * width2
         d = q - c
         near = np.flatnonzero((d * d).sum(axis=1) < reach2)
         d = d[near]
@@ -187,15 +189,18 @@ def derive_truth(lesions: tuple[Lesion, ...], atlas: Atlas) -> Measured:
     mm = _grid(atlas)
     box = _box(lesions, atlas)
     sub = mm[box]  # (x, y, z, 3)
-    q = sub.reshape(-1, 3)
-    maps = lesion_maps(lesions, q, *_tissue_at(lesions, q, atlas), atlas.spacing)
-    labels = maps.labels.reshape(sub.shape[:3])
-    mask = labels > 0
+    inside = np.zeros(sub.shape[:3], dtype=bool)  # atlas voxels within some lesion's reach
+    for les in lesions:
+        inside |= ((sub - np.asarray(les.centre, np.float32)) ** 2).sum(axis=-1) < les.reach_mm**2
+    q = sub[inside]  # (M, 3)
+    brain, gm = _tissue_at(lesions, q, atlas, ("brain", "gm"))
+    maps = lesion_maps(lesions, q, brain, gm, atlas.spacing)
+    mask = maps.labels > 0
     vox = atlas.spacing**3
     volume = float(mask.sum()) * vox
     if volume < MIN_LESION_MM3:
         return Measured(None, volume, 0.0, 0.0)
-    x = sub[..., 0][mask]
+    x = q[mask, 0]
     left, right = float((x < 0).mean()), float((x > 0).mean())
     if min(left, right) >= BILATERAL_MIN_FRACTION:
         side = "bilateral"
@@ -206,27 +211,27 @@ def derive_truth(lesions: tuple[Lesion, ...], atlas: Atlas) -> Measured:
     else:
         return Measured(None, volume, left, 0.0)
     full = np.zeros(atlas.gm.shape, dtype=bool)
-    full[box] = mask
+    full_box = np.zeros(sub.shape[:3], dtype=bool)
+    full_box[inside] = mask
+    full[box] = full_box
     loss = ventricle_loss(lesions, atlas)
-    nec = float((maps.necrosis > 0.5).sum()) * vox
-    rim = float((maps.rim > 0.5).sum()) * vox
     findings = {
-        "edema": bool((labels == BRATS_EDEMA).sum() * vox >= MIN_FINDING_MM3),
-        "necrosis": bool(nec >= MIN_FINDING_MM3),
-        "enhancement": bool(rim >= MIN_FINDING_MM3),
+        "edema": bool((maps.labels == BRATS_EDEMA).sum() * vox >= MIN_FINDING_MM3),
+        "necrosis": bool((maps.necrosis > 0.5).sum() * vox >= MIN_FINDING_MM3),
+        "enhancement": bool((maps.rim > 0.5).sum() * vox >= MIN_FINDING_MM3),
         "compression": bool(loss >= COMPRESSION_MIN_LOSS),
     }
     truth = Truth(side=side, lobes=locations_of(full, mm, atlas), findings=findings)
-    return Measured(truth, volume, left, loss, points=sub[mask])
+    return Measured(truth, volume, left, loss, points=q[mask])
 
 
 def ventricle_loss(lesions: tuple[Lesion, ...], atlas: Atlas) -> float:
     """Largest fraction of lateral-ventricle volume lost on one side (displacement + lesion replacing it)."""
-    idx, q, before = _ventricle_points(atlas)
+    q, before = _ventricle_points(atlas)
     if not lesions:
         return 0.0
-    after = atlas.sample("ventricles", q - displacement(lesions, q))
-    after = after * (1.0 - np.clip(lesion_maps(lesions, q, *_tissue_at(lesions, q, atlas), atlas.spacing).whole, 0.0, 1.0))
+    after, brain, gm = _tissue_at(lesions, q, atlas, ("ventricles", "brain", "gm"))
+    after = after * (1.0 - np.clip(lesion_maps(lesions, q, brain, gm, atlas.spacing).whole, 0.0, 1.0))
     losses = []
     for side in (q[:, 0] < 0, q[:, 0] > 0):
         b = float(before[side].sum())
@@ -234,10 +239,10 @@ def ventricle_loss(lesions: tuple[Lesion, ...], atlas: Atlas) -> float:
     return max(losses)
 
 
-def _tissue_at(lesions: tuple[Lesion, ...], q: np.ndarray, atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:
-    """(brain, gm) probabilities at the displaced positions of atlas points q."""
+def _tissue_at(lesions: tuple[Lesion, ...], q: np.ndarray, atlas: Atlas, names: tuple[str, ...]) -> list[np.ndarray]:
+    """Atlas maps sampled at the displaced positions of MNI points q."""
     qd = q - displacement(lesions, q)
-    return atlas.sample("brain", qd), atlas.sample("gm", qd)
+    return [atlas.sample(name, qd) for name in names]
 
 
 def sample_lesions(rng: np.random.Generator, side: str, atlas: Atlas) -> tuple[Lesion, ...]:
@@ -300,7 +305,7 @@ def _levels(les: Lesion, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _noise_grid(les: Lesion) -> tuple[np.ndarray, np.ndarray]:
     """Two smooth unit-variance random fields on a coarse grid around the lesion, and the grid origin (mm)."""
     rng = np.random.default_rng(les.seed)
-    half = les.reach_mm + 2 * _NOISE_CELL_MM
+    half = max(les.radii) * np.exp(4.0 * les.irregularity) + 2 * _NOISE_CELL_MM
     n = int(np.ceil(2 * half / _NOISE_CELL_MM)) + 1
     f = ndi.gaussian_filter(rng.standard_normal((2, n, n, n)), sigma=(0, 1.8, 1.8, 1.8), mode="wrap")
     f /= f.std(axis=(1, 2, 3), keepdims=True)
@@ -315,7 +320,7 @@ def _noise_at(les: Lesion, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 _GRIDS: dict[int, np.ndarray] = {}
 _CANDIDATES: dict[tuple[int, str], np.ndarray] = {}
-_VENTRICLE_POINTS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_VENTRICLE_POINTS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _grid(atlas: Atlas) -> np.ndarray:
@@ -363,11 +368,10 @@ def _ventricle_centre(atlas: Atlas, where: str) -> tuple[float, float, float]:
     return tuple(float(v) for v in mm[vent].mean(axis=0))  # type: ignore[return-value]
 
 
-def _ventricle_points(atlas: Atlas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ventricle_points(atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:
+    """MNI mm of the atlas voxels around the lateral ventricles, and the ventricle map there."""
     key = id(atlas.ventricles)
     if key not in _VENTRICLE_POINTS:
         near = ndi.binary_dilation(atlas.ventricles > 0.05, iterations=3)
-        idx = np.argwhere(near)
-        q = _grid(atlas)[near]
-        _VENTRICLE_POINTS[key] = (idx, q, atlas.ventricles[near])
+        _VENTRICLE_POINTS[key] = (_grid(atlas)[near], atlas.ventricles[near])
     return _VENTRICLE_POINTS[key]

@@ -124,18 +124,20 @@ def subject_name(index: int) -> str:
 def render(spec: SubjectSpec, atlas: Atlas, sequences: tuple[str, ...] = ("flair",)) -> Rendered:
     """Stored volumes of a subject (pure function of the spec; healthy and pathological alike)."""
     affine, shape = storage_grid(spec.orientation, spec.spacing, spec.fov)
-    world = world_coordinates(affine, shape)  # (N, 3)
-    inv = np.linalg.inv(spec.pose()).astype(np.float32)
-    q_all = world @ inv[:3, :3].T + inv[:3, 3]  # (N, 3) MNI mm
+    pose = spec.pose()
+    q_all = world_coordinates(np.linalg.inv(pose) @ affine, shape)  # (N, 3) MNI mm of every stored voxel
     roi = np.flatnonzero(_in_brain_box(q_all, atlas))
     q = q_all[roi]
     qd = q - displacement(spec.lesions, q)  # anatomy is sampled where the mass effect moved it from
-    tissue = {name: atlas.sample(name, qd) for name in ("gm", "wm", "brain")}
-    tissue["csf"] = np.clip(tissue["brain"] - tissue["gm"] - tissue["wm"], 0.0, 1.0)
-    maps = lesion_maps(spec.lesions, q, tissue["brain"], tissue["gm"], min(spec.spacing))
+    brain = atlas.sample("brain", qd)
+    keep = brain > 0.35  # skull-stripped: exact zeros outside the brain
+    roi, q, qd, brain = roi[keep], q[keep], qd[keep], brain[keep]
+    tissue = {"brain": brain, "gm": atlas.sample("gm", qd), "wm": atlas.sample("wm", qd)}
+    tissue["csf"] = np.clip(brain - tissue["gm"] - tissue["wm"], 0.0, 1.0)
+    maps = lesion_maps(spec.lesions, q, brain, tissue["gm"], min(spec.spacing))
     whole = np.clip(maps.whole, 0.0, 1.0)
-    strip = tissue["brain"] > 0.35  # skull-stripped: exact zeros outside the brain
-    xyz = world[roi] / np.float32(100.0)
+    xyz = (q @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3].astype(np.float32)) / np.float32(100.0)  # world / 100 mm
+    n_vox = int(np.prod(shape))
     images = {}
     for name in sequences:
         s = SEQUENCES.index(name)
@@ -148,12 +150,12 @@ def render(spec: SubjectSpec, atlas: Atlas, sequences: tuple[str, ...] = ("flair
         sigma = np.float32(spec.noise[s] * mu[2])
         n1 = rng.standard_normal(img.shape, dtype=np.float32) * sigma
         n2 = rng.standard_normal(img.shape, dtype=np.float32) * sigma
-        img = np.sqrt((img + n1) ** 2 + n2**2) * strip
-        out = np.zeros(len(world), np.int16)
+        img = np.sqrt((img + n1) ** 2 + n2**2)
+        out = np.zeros(n_vox, np.int16)
         out[roi] = np.clip(np.rint(img * np.float32(spec.gain[s])), 0, 32767).astype(np.int16)
         images[name] = out.reshape(shape)
-    labels = np.zeros(len(world), np.uint8)
-    labels[roi] = maps.labels * strip
+    labels = np.zeros(n_vox, np.uint8)
+    labels[roi] = maps.labels
     return Rendered(images=images, labels=labels.reshape(shape), affine=affine)
 
 
