@@ -195,4 +195,7 @@ def _device_map(device: torch.device | str | None) -> dict:
     """Load straight onto a GPU (no CPU copy of a 4B model); on CPU use the default placement."""
     if device is None or torch.device(device).type == "cpu":
         return {}
-    return {"device_map": {"": torch.device(device)}}
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return {"device_map": {"": device}}

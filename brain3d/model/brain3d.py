@@ -78,6 +78,7 @@ class Brain3D(nn.Module):
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
         self.lm = lm
         self.tokenizer = tokenizer
+        self.checkpoint_extra: dict = {}  # the `extra` of the checkpoint this model was loaded from
         self.layout: PromptLayout | None = None
         if tokenizer is not None:
             if len(tokenizer) > embedding.num_embeddings:
@@ -263,8 +264,10 @@ class Brain3D(nn.Module):
                 eos_token_id=layout.stop, pad_token_id=self.tokenizer.pad_token_id,
                 bos_token_id=self.tokenizer.bos_token_id, **DECODING[profile],
             )
+            # a seed makes sampling reproducible without touching the caller's RNG stream; no seed = fresh samples
             devices = [prefix.device.index or 0] if prefix.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            rng = torch.random.fork_rng(devices=devices) if seed is not None else contextlib.nullcontext()
+            with rng, warnings.catch_warnings():
                 # penalties apply to the new tokens only (there are no prompt ids): intended, as in the reference
                 warnings.filterwarnings("ignore", message=r"Passing `(repetition_penalty|no_repeat_ngram_size)`")
                 if seed is not None:

@@ -111,6 +111,12 @@ def test_paper_profile_is_seeded_and_batched(model, volumes):
     a = model.generate(features=feats, profile="paper", max_new_tokens=8, seed=3)
     b = model.generate(features=feats, profile="paper", max_new_tokens=8, seed=3)
     assert a == b and len(a) == 2
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    model.generate(features=feats, profile="paper", max_new_tokens=8, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # a seeded call leaves the caller's RNG alone
+    unseeded = {tuple(model.generate(features=feats, profile="paper", max_new_tokens=8)) for _ in range(3)}
+    assert len(unseeded) > 1  # without a seed, every call samples afresh
     one = model.generate(features=feats[:1], max_new_tokens=8)
     assert one == model.generate(features=feats, max_new_tokens=8)[:1]
     with pytest.raises(ConfigError):
@@ -221,3 +227,18 @@ def test_gradient_checkpointing_keeps_gradients(tiny_models, volumes):
     groups = m.param_groups()
     assert groups["stem"][0].grad.abs().sum() > 0 and groups["gate"][0].grad is not None
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in groups["lora"])
+
+
+def test_token_order_keeps_the_patient_left_in_left_tokens(model, volumes):
+    # W index 0 is the patient's far left: a change in the left half of the volume moves only stem tokens with
+    # a left patch column, and grid_pool turns those into left tokens only (before the ViT mixes them).
+    changed = volumes.clone()
+    changed[..., :16] = torch.rand_like(changed[..., :16])  # W < 16 of 32: patch columns 0 and 1 of 4
+    with torch.no_grad():
+        a, b = model.encoder.embed(volumes), model.encoder.embed(changed)  # (B, N, dv)
+        moved = (a - b).abs().amax(dim=(0, 2)).reshape(model.encoder.grid) > 1e-6  # (Dp, Hp, Wp)
+        assert moved[..., :2].all() and not moved[..., 2:].any()
+        ta, tb = model.compressor(a, model.encoder.grid), model.compressor(b, model.encoder.grid)
+    gd, gh, gw = model.compressor.pool_grid
+    moved_tokens = ((ta - tb).abs().amax(dim=(0, 2)) > 1e-6).reshape(gd, gh, gw)
+    assert moved_tokens[..., : gw // 2].all() and not moved_tokens[..., gw // 2 :].any()
