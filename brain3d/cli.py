@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "brain3d.commands.model",
     "brain3d.commands.train",
     "brain3d.commands.synth",
+    "brain3d.commands.demo",
 ]
 
 app = typer.Typer(

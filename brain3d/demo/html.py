@@ -1,0 +1,149 @@
+"""A self-contained index.html for the demo: metrics with CIs, ablation, curves, subjects, mirror test."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from brain3d.fsutil import atomic_write_text, read_jsonl
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:13px;margin:.6em 0} td,th{border:1px solid #ccc;padding:3px 7px;text-align:center}
+th{background:#f3f3f3} td:first-child{text-align:left;white-space:nowrap}
+.ok{color:#087f23;font-weight:600} .miss{color:#b00020;font-weight:600}
+.subject{display:grid;grid-template-columns:480px 1fr;gap:1em;margin:1em 0;border:1px solid #e3e3e3;padding:.6em}
+.subject img{width:480px} .report{font-size:13px;white-space:pre-wrap;background:#fafafa;padding:.4em;margin:.2em 0}
+.small{color:#666;font-size:12px} img.curve{max-width:380px;margin-right:.5em}
+"""
+
+
+def write_index(out: Path, summary: dict) -> Path:
+    """Render OUT/index.html from the demo's outputs (every figure embedded, no external file needed)."""
+    from brain3d.eval.tables import ALL_COLUMNS, PAPER_COLUMNS, cell
+
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    ablation = json.loads((out / "ablation" / "ablation.json").read_text())
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>brain3d demo</title><style>{_CSS}</style>"
+             "</head><body>",
+             "<h1>brain3d demo</h1>",
+             "<p class='small'>Synthetic phantom cohort with known truth and the tiny random twin of MedSigLIP + "
+             "MedGemma, trained in three phases on CPU. Numbers are means with 95% percentile-bootstrap CIs "
+             f"on the test split ({metrics['n']} subjects). Time per step: "
+             + ", ".join(f"{html.escape(k)} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
+             + ".</p>"]
+
+    parts.append("<h2>Headline</h2>" + _headline_table(summary["headline"]))
+
+    parts.append("<h2>Evaluation of the final model (paper Table I columns)</h2>")
+    parts.append(_html_table({metrics.get("system", "Brain3D"): metrics["metrics"]}, PAPER_COLUMNS, cell))
+    extra = [c for c in ALL_COLUMNS if c not in PAPER_COLUMNS]
+    parts.append("<p class='small'>Negation-aware, truth-based and screening columns:</p>")
+    parts.append(_html_table({metrics.get("system", "Brain3D"): metrics["metrics"]}, tuple(extra), cell))
+    subgroups = {f"{g} (n={v['n']})": v["metrics"] for g, v in metrics.get("subgroups", {}).items()}
+    if subgroups:
+        parts.append("<p class='small'>Per subgroup:</p>")
+        parts.append(_html_table(subgroups, tuple(c for c in ALL_COLUMNS if c[0].endswith(("_ext", "_truth"))
+                                                  or c[0] in ("healthy_specificity", "pathology_sensitivity")), cell))
+    notes = [f"{k}: {v.get('reason')}" for k, v in metrics["metrics"].items() if not v.get("available", True)]
+    if notes:
+        parts.append("<p class='small'>Unavailable: " + html.escape("; ".join(notes)) + "</p>")
+    if metrics.get("bertscore_model"):
+        parts.append(f"<p class='small'>BERTScore model: {html.escape(str(metrics['bertscore_model']))}</p>")
+
+    parts.append("<h2>Ablation over training phases (same subjects)</h2>")
+    rows = {p["label"]: p["metrics"] for p in ablation["phases"].values()}
+    parts.append(_html_table(rows, PAPER_COLUMNS, cell))
+    parts.append(_html_table(rows, tuple(c for c in ALL_COLUMNS if c[0] in (
+        "lat_f1_truth", "lobe_f1_truth", "path_f1_ext", "healthy_specificity")), cell))
+
+    mirror = metrics.get("diagnostics", {}).get("mirror")
+    if mirror:
+        parts.append("<h2>Mirror test</h2><p>Every test scan was also reported mirrored left-right. "
+                     f"Flip rate (lateralised reports whose mirror names the opposite side): "
+                     f"<b>{_pct(mirror.get('flip_rate'))}</b> of {mirror.get('n_lateralised')}; same side kept "
+                     f"{_pct(mirror.get('same_side_rate'))}; bilateral kept {_pct(mirror.get('bilateral_kept'))} "
+                     f"of {mirror.get('n_bilateral')}.</p>")
+    div = metrics.get("diagnostics", {}).get("generated")
+    if div:
+        parts.append(f"<p class='small'>Output diversity: distinct-2 {div['distinct_2']:.3f}, unique outputs "
+                     f"{_pct(div['unique_outputs'])}, most common output shared by {_pct(div['top_output_share'])}.</p>")
+
+    curves = sorted((out / "run" / "curves").glob("*.png")) if (out / "run" / "curves").exists() else []
+    if curves:
+        parts.append("<h2>Training curves</h2>" + "".join(
+            f"<img class='curve' alt='{c.stem}' src='data:image/png;base64,{_b64(c)}'>" for c in curves))
+
+    parts.append("<h2>Subjects</h2>" + _subjects(out))
+    parts.append("</body></html>")
+    return atomic_write_text(out / "index.html", "\n".join(parts))
+
+
+def _headline_table(h: dict) -> str:
+    labels = {"lat_f1_truth": "Laterality F1 vs truth", "mirror_flip_rate": "Mirror test (flip rate)",
+              "path_f1_ext": "Pathology F1 (extended)", "healthy_specificity": "Healthy specificity"}
+    rows = ["<table><tr><th>measure</th><th>mean [95% CI]</th><th>n</th><th>target</th><th></th></tr>"]
+    for key, label in labels.items():
+        e, t = h.get(key, {}), h["targets"][key]
+        mean = "n/a" if e.get("mean") is None else f"{e['mean']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
+        status = "<span class='ok'>met</span>" if t["met"] else "<span class='miss'>not met</span>"
+        rows.append(f"<tr><td>{label}</td><td>{mean}</td><td>{e.get('n', 0)}</td><td>≥ {t['target']:.2f}</td>"
+                    f"<td>{status}</td></tr>")
+    return "".join(rows) + "</table>"
+
+
+def _html_table(rows: dict, columns, cell) -> str:
+    cols = [(k, label) for k, label in columns if any(k in r for r in rows.values())]
+    if not cols:
+        return ""
+    head = "<tr><th>system</th>" + "".join(f"<th>{html.escape(label)}</th>" for _, label in cols) + "</tr>"
+    body = "".join("<tr><td>" + html.escape(name) + "</td>" + "".join(
+        f"<td>{html.escape(cell(r.get(k)))}</td>" for k, _ in cols) + "</tr>" for name, r in rows.items())
+    return f"<table>{head}{body}</table>"
+
+
+def _subjects(out: Path, n_per_group: int = 1) -> str:
+    """One test subject per group (left, right, bilateral, healthy): tri-planar view + reports."""
+    import tempfile
+
+    from brain3d.data.manifest import read_manifest
+    from brain3d.io import read_volume
+    from brain3d.viz import save_triplanar_png
+
+    preds = {r["id"]: r for r in read_jsonl(out / "eval" / "predictions.jsonl")}
+    chosen, seen = [], {}
+    for rec in read_manifest(out / "cohort" / "manifest.jsonl", split="test"):
+        group = "healthy" if rec.healthy else (rec.truth.side if rec.truth else None) or "undefined"
+        if rec.id in preds and seen.get(group, 0) < n_per_group:
+            seen[group] = seen.get(group, 0) + 1
+            chosen.append((group, rec))
+    blocks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for group, rec in chosen:
+            vol = read_volume(rec.images["flair"])
+            mask = read_volume(rec.mask).data if rec.mask else None
+            png = save_triplanar_png([(rec.id, vol.data, vol.spacing, mask)], Path(tmp) / f"{rec.id}.png", dpi=80)
+            p = preds[rec.id]
+            mirror = p.get("generated_mirror")
+            blocks.append(
+                "<div class='subject'>"
+                f"<img alt='{html.escape(rec.id)}' src='data:image/png;base64,{_b64(png)}'>"
+                f"<div><b>{html.escape(rec.id)}</b> — truth: {html.escape(group)}"
+                + (f", lobes {', '.join(rec.truth.lobes)}" if rec.truth and rec.truth.lobes else "")
+                + f"; stored orientation {''.join(vol.orientation)}"
+                f"<div class='small'>generated</div><div class='report'>{html.escape(p['generated'])}</div>"
+                + (f"<div class='small'>generated for the mirrored scan</div><div class='report'>{html.escape(mirror)}</div>"
+                   if mirror else "")
+                + f"<div class='small'>reference</div><div class='report'>{html.escape(p['reference'])}</div></div></div>")
+    return "".join(blocks)
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"

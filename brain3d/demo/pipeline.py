@@ -1,0 +1,153 @@
+"""The demo pipeline: cohort → tiny twin → phases 1/2A/2B → evaluation + ablation → index.html.
+
+Each step writes into its own folder under OUT and is skipped when its result is already there, so an
+interrupted demo resumes where it stopped (training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from brain3d.fsutil import atomic_write_json
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo; `quick()` is the CI-sized variant (< 2 minutes on 2 CPU cores)."""
+
+    n_pathological: int = 160
+    n_healthy: int = 40
+    seed: int = 42
+    voxel_mm: float = 2.0
+    lm_pretrain_steps: int = 150
+    lm_corpus: int = 2000
+    workers: int = 2
+    train_overrides: tuple[str, ...] = ()
+    eval_batch_size: int = 16
+    max_new_tokens: int = 96
+    n_boot: int = 1000
+    meteor: bool = True
+    bertscore: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls) -> "DemoConfig":
+        return cls(n_pathological=24, n_healthy=8, voxel_mm=4.0, lm_pretrain_steps=40, lm_corpus=300,
+                   train_overrides=("model.image_size=[16,32,32]", "model.num_tokens=8",
+                                    "phases.1.epochs=1", "phases.2a.epochs=1", "phases.2b.epochs=1"),
+                   max_new_tokens=48, n_boot=200, meteor=False, bertscore=False)
+
+
+def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True,
+             log: Callable[[str], None] = print) -> dict:
+    """Run every step (skipping finished ones) and return the summary written to OUT/demo.json."""
+    from brain3d.eval.ablate import ablate
+    from brain3d.eval.evaluate import EvaluateOptions, evaluate_checkpoint
+    from brain3d.eval.nlg import NLGOptions
+    from brain3d.eval.scoring import ScoreOptions
+    from brain3d.model.lm_pretrain import pretrain_language_model
+    from brain3d.model.tiny import make_tiny_models
+    from brain3d.synth.cohort import make_cohort
+    from brain3d.synth.reports import report_corpus
+    from brain3d.train.config import load_config
+    from brain3d.train.run import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def step(name: str, done: bool, fn: Callable[[], object]) -> None:
+        if done:
+            log(f"[demo] {name}: already done, skipped")
+            return
+        log(f"[demo] {name} …")
+        t0 = time.perf_counter()
+        fn()
+        timings[name] = round(time.perf_counter() - t0, 1)
+        log(f"[demo] {name}: {timings[name]:.1f} s")
+
+    manifest = out / "cohort" / "manifest.jsonl"
+    step("synthetic cohort", manifest.exists(), lambda: make_cohort(
+        out / "cohort", cfg.n_pathological, cfg.n_healthy, cfg.seed, ("flair",), cfg.workers, progress,
+        cfg.voxel_mm))
+
+    models = {"vision": out / "models" / "vision", "language": out / "models" / "language"}
+    lm_done = (models["language"] / "brain3d_pretraining.json").exists()
+
+    def build_models() -> None:
+        make_tiny_models(out / "models", seed=cfg.seed)
+        # text only, random truths — never the cohort's own reports, so nothing about a test subject leaks
+        pretrain_language_model(models["language"], report_corpus(cfg.lm_corpus, seed=cfg.seed + 1000),
+                                steps=cfg.lm_pretrain_steps, seed=cfg.seed, progress=progress)
+
+    step("tiny twin + report-language warm-up", lm_done, build_models)
+
+    run_dir = out / "run"
+    train_cfg = load_config("tiny", overrides=list(cfg.train_overrides))
+    train_done = (run_dir / "phase2b" / "config.json").exists()
+    step("training phases 1 → 2A → 2B", train_done, lambda: train(
+        train_cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress,
+        vision_model=models["vision"], language_model=models["language"]))
+
+    score = ScoreOptions(n_boot=cfg.n_boot, nlg=NLGOptions(meteor=cfg.meteor, bertscore=cfg.bertscore))
+    opts = EvaluateOptions(split="test", batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens,
+                           mirror=True, device="cpu", progress=progress, score=score)
+    step("evaluation of phase 2B with the mirror test", (out / "eval" / "metrics.json").exists(),
+         lambda: evaluate_checkpoint(run_dir / "phase2b", manifest, out / "eval", opts, system="Brain3D phase 2B"))
+    ablate_opts = EvaluateOptions(**{**asdict(opts), "mirror": False, "score": score})
+    step("ablation over phases", (out / "ablation" / "ablation.json").exists(),
+         lambda: ablate(run_dir, manifest, out / "ablation", ablate_opts))
+
+    from brain3d.demo.html import write_index
+
+    summary = headline(out)
+    summary.update({"config": asdict(cfg), "timings_s": timings, "out": str(out)})
+    atomic_write_json(out / "demo.json", summary)
+    write_index(out, summary)
+    log(f"[demo] wrote {out / 'index.html'}")
+    return summary
+
+
+# the demo's acceptance targets (issue: laterality, mirror test, pathology F1, healthy specificity)
+TARGETS = {"lat_f1_truth": 0.90, "mirror_flip_rate": 0.90, "path_f1_ext": 0.90, "healthy_specificity": 0.95}
+
+
+def headline(out: Path) -> dict:
+    """The four numbers the demo is judged by, each with its 95% CI, read from the evaluation outputs."""
+    from brain3d.eval import stats
+
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    m = metrics["metrics"]
+    result = {k: _entry(m.get(k)) for k in ("lat_f1_truth", "path_f1_ext", "healthy_specificity", "side_acc_truth")}
+    flips = _mirror_indicators(out / "eval" / "predictions.jsonl")
+    if flips:
+        iv = stats.bootstrap_ci(flips)
+        result["mirror_flip_rate"] = {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": len(flips)}
+    else:
+        result["mirror_flip_rate"] = {"mean": None, "lo": None, "hi": None, "n": 0}
+    result["targets"] = {k: {"target": t, "met": (result[k]["mean"] or 0) >= t} for k, t in TARGETS.items()}
+    return {"headline": result}
+
+
+def _entry(e: dict | None) -> dict:
+    if not e or not e.get("available", False):
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    return {"mean": e["mean"], "lo": e["lo"], "hi": e["hi"], "n": e.get("n", 0)}
+
+
+def _mirror_indicators(predictions: Path) -> list[float]:
+    """1/0 per lateralised subject: did the mirrored scan's report name the opposite side?"""
+    from brain3d.eval.clinical import side_of
+    from brain3d.eval.diagnostics import mirrored_side
+    from brain3d.fsutil import read_jsonl
+
+    out = []
+    for row in read_jsonl(predictions):
+        side = side_of(row.get("generated", ""))
+        if side in ("left", "right") and row.get("generated_mirror") is not None:
+            out.append(float(side_of(row["generated_mirror"]) == mirrored_side(side)))
+    return out
