@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,8 @@ def register(app: typer.Typer) -> None:
         n_healthy: int = typer.Option(40, "--n-healthy", help="Healthy subjects."),
         seed: int = typer.Option(42, "--seed", help="Same seed, byte-identical cohort."),
         sequences: str = typer.Option("flair", "--sequences", help="Comma-separated subset of flair,t1,t1ce,t2."),
-        workers: int = typer.Option(1, "--workers", help="Processes; the output does not depend on it."),
+        workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers",
+                                    help="Processes; the output does not depend on it."),
         voxel_mm: float = typer.Option(2.0, "--voxel-mm", help="Base voxel size in mm (storage grids scale with it)."),
         preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a tri-planar PNG of a few subjects."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

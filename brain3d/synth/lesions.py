@@ -14,7 +14,7 @@ the lesion centre c towards the centroid of the lateral ventricles (of the lesio
 t = (q − c)·n and ρ is the distance from that axis. U is 1 at the lesion's edge (t = size), falls
 with a cosine to 0 at a "wall" 12 mm beyond the ventricles (tissue in between, ventricles included,
 is squeezed against it) and tapers gently behind the lesion (so the map stays invertible). Anatomy is
-sampled at q − u(q). S = 0.5 × size: the push grows with the lesion.
+sampled at q − u(q). S = 0.4 × size × size / 24 mm: the push grows faster than the lesion.
 
 Truth (`derive_truth`) is measured on the MNI atlas grid from these same functions, never assumed:
 side from the lesion's voxels on each side of x = 0, lobes from `lobes.locations_of`, compression
@@ -36,9 +36,10 @@ from brain3d.synth.lobes import locations_of, supratentorial
 SIDE_WEIGHTS = {"left": 42.5, "right": 40.7, "bilateral": 14.6}  # paper's proportions, renormalised
 BILATERAL_MIN_FRACTION = 0.15  # each side holds at least this share of a bilateral lesion
 MIDLINE_MARGIN_MM = 2.0  # a one-sided lesion keeps this far from x = 0
-COMPRESSION_MIN_LOSS = 0.15  # ventricle volume lost on one side for "compression"
+COMPRESSION_MIN_LOSS = 0.20  # ventricle volume lost on one side for "compression"
 MIN_FINDING_MM3 = 40.0  # a necrotic / enhancing component smaller than this is not a finding
 MIN_LESION_MM3 = 2500.0
+EDEMA_FEATHER = 2.5  # the outer (edema) border blends over this many voxels
 EDEMA_GM_SPARING = 0.6  # edema level × (1 + this × GM probability)
 PUSH_WALL_MM = 12.0  # the mass effect squeezes tissue up to this far beyond the ventricles
 SIZE_MM = (14.0, 34.0)  # range of the mean whole-tumour radius
@@ -149,7 +150,7 @@ def lesion_maps(
         if les.hemisphere:
             allowed = allowed * np.clip((les.hemisphere * qn[:, 0] - MIDLINE_MARGIN_MM) / voxel_mm + 0.5, 0.0, 1.0)
         scale = float(np.mean(les.radii)) / voxel_mm
-        w_whole = np.clip(0.5 + (1.0 - whole) * scale, 0.0, 1.0)
+        w_whole = np.clip(0.5 + (1.0 - whole) * scale / EDEMA_FEATHER, 0.0, 1.0)  # edema fades out
         w_core = np.minimum(np.clip(0.5 + (1.0 - core) * scale * les.core_frac, 0.0, 1.0), w_whole)
         w_nec = np.minimum(np.clip(0.5 + (1.0 - necro) * scale * les.core_frac * max(les.necrosis_frac, 1e-3), 0.0, 1.0), w_core)
         parts = {
@@ -260,26 +261,34 @@ def sample_lesions(rng: np.random.Generator, side: str, atlas: Atlas) -> tuple[L
 def _sample_one(
     rng: np.random.Generator, atlas: Atlas, where: str, hemisphere: int, stretch_x: float = 1.0, size_scale: float = 1.0
 ) -> Lesion:
-    centres = _candidates(atlas, where)
-    size = float(rng.uniform(SIZE_MM[0], SIZE_MM[1])) * size_scale  # mean whole-tumour radius, mm
+    edema = bool(rng.random() < 0.9)
+    # mean whole-tumour radius, mm; a tumour without edema is its solid core alone, hence smaller
+    size = float(rng.uniform(SIZE_MM[0], SIZE_MM[1])) * size_scale * (1.0 if edema else 0.6)
     radii = size * (1.0 + 0.2 * rng.uniform(-1.0, 1.0, 3))
     radii[0] *= stretch_x
+    angles = tuple(float(v) for v in rng.uniform(-np.pi, np.pi, 3))
+    centres = _candidates(atlas, where)
+    if hemisphere:
+        # keep a one-sided lesion mostly off the midline: its centre at least its x half-extent (− 6 mm) lateral
+        half_x = float(np.sqrt(((rotation(angles)[0] * radii) ** 2).sum()))
+        lateral = hemisphere * centres[:, 0]
+        ok = lateral >= min(half_x - 6.0, float(np.quantile(lateral, 0.9)))
+        centres = centres[ok]
     centre = centres[rng.integers(len(centres))] + rng.uniform(-1.0, 1.0, 3)
-    edema = bool(rng.random() < 0.9)
     t = float(np.clip((size - SIZE_MM[0]) / (SIZE_MM[1] - SIZE_MM[0]), 0.0, 1.0))  # 0 small … 1 large
     necrotic = bool(rng.random() < 0.25 + 0.5 * t)
     enhancing = bool(rng.random() < (0.85 if necrotic else 0.45))
     return Lesion(
         centre=tuple(float(v) for v in centre),
         radii=tuple(float(v) for v in radii),
-        angles=tuple(float(v) for v in rng.uniform(-np.pi, np.pi, 3)),
+        angles=angles,
         hemisphere=hemisphere,
         edema=edema,
         core_frac=float(rng.uniform(0.35, 0.6)) if edema else 1.0,
-        necrosis_frac=float(rng.uniform(0.35, 0.65)) if necrotic else 0.0,
+        necrosis_frac=float(rng.uniform(0.5, 0.8)) if necrotic else 0.0,
         enhancing=enhancing,
         irregularity=float(rng.uniform(0.12, 0.3)),
-        mass_effect=float(0.5 * size * rng.uniform(0.85, 1.15)),
+        mass_effect=float(0.4 * size * (size / 24.0) * rng.uniform(0.85, 1.15)),  # grows faster than size
         push_target=_ventricle_centre(atlas, where),
         seed=int(rng.integers(2**31)),
     )
