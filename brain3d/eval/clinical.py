@@ -33,6 +33,7 @@ not found; no negation, plurals or synonyms ("no necrosis" counts as necrosis).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -179,13 +180,19 @@ def mentions(text: str) -> list[Mention]:
     return out
 
 
-def extract_extended(text: str) -> dict[str, set[str]]:
-    """Asserted (non-negated) keywords per category; laterality in left/right only."""
+@functools.lru_cache(maxsize=4096)
+def _asserted(text: str) -> tuple[frozenset[str], ...]:
+    # memoised: scoring asks for side, lobes, findings and F1 sets of the same report several times
     sets = empty()
     for m in mentions(text):
         if not m.negated:
             sets[_CATEGORY[m.keyword]].add(m.keyword)
-    return sets
+    return tuple(frozenset(sets[c]) for c in CATEGORIES)
+
+
+def extract_extended(text: str) -> dict[str, set[str]]:
+    """Asserted (non-negated) keywords per category; laterality in left/right only."""
+    return {c: set(s) for c, s in zip(CATEGORIES, _asserted(text or ""))}
 
 
 def extract(text: str, mode: str = "parity") -> dict[str, set[str]]:
