@@ -96,13 +96,14 @@ class Brain3D(nn.Module):
     @classmethod
     def build(cls, config: Brain3DConfig, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Brain3D":
         """Load the base models named in `config` from their local folders and assemble a fresh Brain3D
-        (brain3d tensors initialised: stem inflated, depth embedding zero, projector Xavier, gate 1.0)."""
+        (brain3d tensors initialised: stem inflated, depth embedding zero, projector Xavier, gate 1.0).
+        Like Hugging Face models it comes back in eval mode with nothing trainable; see `set_trainable`."""
         vit = backbones.load_vision_tower(config.vision_model, dtype=dtype, device=device)
         lm = backbones.load_language_model(config.language_model, dtype=dtype, device=device, load_4bit=config.load_4bit)
         tokenizer = backbones.load_tokenizer(config.language_model)
         config = config.replace(vision_model=str(Path(config.vision_model).resolve()),
                                 language_model=str(Path(config.language_model).resolve()))
-        return cls(config, vit, lm, tokenizer)
+        return cls(config, vit, lm, tokenizer).eval()
 
     @classmethod
     def from_pretrained(
@@ -137,7 +138,7 @@ class Brain3D(nn.Module):
             raise CheckpointError(f"has no {WEIGHTS_FILE}", ckpt)
         model.load_trainable_state_dict(load_file(str(weights)), include_lora=False)
         model.checkpoint_extra = extra
-        return model
+        return model.eval()
 
     def save_pretrained(self, ckpt_dir: str | Path, extra: dict | None = None) -> Path:
         """Write ckpt_dir atomically: config.json (model config + `extra`, e.g. the resolved training config),

@@ -40,7 +40,7 @@ def test_encoder_starts_at_the_2d_model_on_every_slice(tiny_models):
 
 
 def test_shapes_and_token_grid(model, volumes):
-    assert model.encoder.grid == (8, 4, 4)
+    assert model.encoder.grid == (8, 4, 4) and not model.training and model.set_trainable([]) == 0
     feats = model.encode_volume(volumes)
     assert feats.shape == (2, 128, 64)
     vis = model.visual_tokens(feats)
