@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
         size = sum(p.stat().st_size for p in manifest.parent.rglob("*") if p.is_file())
     result = {
         "subjects": args.n, "workers": args.workers, "sequences": args.sequences, "voxel_mm": args.voxel_mm,
-        "wall_s": round(wall, 2), "subjects_per_s": round(args.n / wall, 3), "cpu_s_per_subject": round(cpu / args.n, 3),
+        "wall_s": round(wall, 2), "subjects_per_s": round(args.n / wall, 3),
+        "cpu_s_per_subject": round(cpu / args.n, 3),
         "projected_200_s": round(200 * wall / args.n, 1), "goal_200_s": 180, "mb_on_disk": round(size / 2**20, 1),
         "mb_per_subject": round(size / 2**20 / args.n, 2),
     }
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result))
     else:
         print(f"{args.n} subjects ({args.sequences}, {args.voxel_mm} mm) with {args.workers} workers: "
-              f"{wall:.1f} s wall → {result['subjects_per_s']} subjects/s; {result['cpu_s_per_subject']} CPU s/subject")
+              f"{wall:.1f} s wall → {result['subjects_per_s']} subjects/s; "
+              f"{result['cpu_s_per_subject']} CPU s/subject")
         print(f"projected 200 subjects: {result['projected_200_s']} s (goal < 180 s); "
               f"{result['mb_on_disk']} MB on disk ({result['mb_per_subject']} MB/subject)")
     return result

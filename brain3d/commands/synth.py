@@ -12,7 +12,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def synth(
-        out_dir: Path = typer.Argument(..., help="Folder to write (created, or replaced if it holds a synthetic cohort)."),
+        out_dir: Path = typer.Argument(..., help="Folder to write (new, empty, or an earlier synthetic cohort)."),
         n_pathological: int = typer.Option(160, "--n-pathological", help="Subjects with a tumour."),
         n_healthy: int = typer.Option(40, "--n-healthy", help="Healthy subjects."),
         seed: int = typer.Option(42, "--seed", help="Same seed, byte-identical cohort."),
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(min(4, os.cpu_count() or 1), "--workers",
                                     help="Processes; the output does not depend on it."),
         voxel_mm: float = typer.Option(2.0, "--voxel-mm", help="Base voxel size in mm (storage grids scale with it)."),
-        preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a tri-planar PNG of a few subjects."),
+        preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a tri-planar PNG of subjects."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
         """Generate phantom brain MRIs with exact ground truth, lesion masks, reports and a split manifest."""

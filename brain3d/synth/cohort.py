@@ -26,7 +26,7 @@ from brain3d.errors import Brain3DError
 from brain3d.fsutil import atomic_dir, atomic_write_json, stable_int
 from brain3d.synth.anatomy import load_atlas
 from brain3d.synth.lesions import SIDE_WEIGHTS
-from brain3d.synth.phantom import SEQUENCES, render, sample_subject, subject_name
+from brain3d.synth.phantom import SEQUENCES, render, sample_subject
 from brain3d.synth.reports import write_report
 from brain3d.synth.storage import write_nifti_gz
 
@@ -49,7 +49,9 @@ class CohortConfig:
     def validate(self) -> None:
         bad = [s for s in self.sequences if s not in SEQUENCES]
         if bad or not self.sequences or len(set(self.sequences)) != len(self.sequences):
-            raise Brain3DError(f"sequences must be distinct names from {', '.join(SEQUENCES)}; got {','.join(self.sequences)}")
+            raise Brain3DError(
+                f"sequences must be distinct names from {', '.join(SEQUENCES)}; got {','.join(self.sequences)}"
+            )
         if self.n_pathological < 0 or self.n_healthy < 0 or self.n_pathological + self.n_healthy == 0:
             raise Brain3DError("a cohort needs at least one subject and no negative counts")
         if not 0.5 <= self.voxel_mm <= 12.0:
@@ -76,7 +78,8 @@ def make_cohort(
         records = _run(tmp, cfg, plan, max(1, int(workers)), progress)
         records = assign_splits(records, seed=cfg.seed)
         write_manifest(records, tmp / MANIFEST)
-        atomic_write_json(tmp / INFO, {"generator": "brain3d synth", "format": 1, **asdict(cfg), "mask_labels": MASK_LABELS})
+        info = {"generator": "brain3d synth", "format": 1, **asdict(cfg), "mask_labels": MASK_LABELS}
+        atomic_write_json(tmp / INFO, info)
     return out_dir / MANIFEST
 
 
@@ -144,4 +147,4 @@ def _check_replaceable(out_dir: Path) -> None:
         raise Brain3DError("exists and is not a synthetic cohort; choose a new or empty folder", out_dir)
 
 
-__all__ = ["CohortConfig", "make_cohort", "plan_classes", "generate_subject", "subject_name", "MANIFEST"]
+__all__ = ["CohortConfig", "make_cohort", "plan_classes", "generate_subject", "MANIFEST"]

@@ -137,7 +137,6 @@ def lesion_maps(
     labels = np.zeros(n, np.uint8)
     if not lesions:
         return LesionMaps(**comp, labels=labels)
-    allowed_soft = np.clip((brain - 0.25) * 2.0, 0.0, 1.0) * supratentorial(q)
     for les in lesions:
         near = np.flatnonzero(((q - np.asarray(les.centre, np.float32)) ** 2).sum(axis=1) < les.reach_mm**2)
         if near.size == 0:
@@ -146,13 +145,14 @@ def lesion_maps(
         whole, core, necro = _levels(les, qn)
         if les.edema:
             whole = whole * (1.0 + EDEMA_GM_SPARING * gm[near])
-        allowed = allowed_soft[near]
+        allowed = np.clip((brain[near] - 0.25) * 2.0, 0.0, 1.0) * supratentorial(qn)
         if les.hemisphere:
             allowed = allowed * np.clip((les.hemisphere * qn[:, 0] - MIDLINE_MARGIN_MM) / voxel_mm + 0.5, 0.0, 1.0)
         scale = float(np.mean(les.radii)) / voxel_mm
         w_whole = np.clip(0.5 + (1.0 - whole) * scale / EDEMA_FEATHER, 0.0, 1.0)  # edema fades out
         w_core = np.minimum(np.clip(0.5 + (1.0 - core) * scale * les.core_frac, 0.0, 1.0), w_whole)
-        w_nec = np.minimum(np.clip(0.5 + (1.0 - necro) * scale * les.core_frac * max(les.necrosis_frac, 1e-3), 0.0, 1.0), w_core)
+        nec_scale = scale * les.core_frac * max(les.necrosis_frac, 1e-3)
+        w_nec = np.minimum(np.clip(0.5 + (1.0 - necro) * nec_scale, 0.0, 1.0), w_core)
         parts = {
             "edema": (w_whole - w_core),
             "necrosis": w_nec,
@@ -324,12 +324,14 @@ def _noise_grid(les: Lesion) -> tuple[np.ndarray, np.ndarray]:
 def _noise_at(les: Lesion, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     field, origin = _noise_grid(les)
     idx = ((q - origin) / np.float32(_NOISE_CELL_MM)).T
-    return tuple(ndi.map_coordinates(field[i], idx, order=1, mode="nearest") for i in range(2))  # type: ignore[return-value]
+    n1, n2 = (ndi.map_coordinates(field[i], idx, order=1, mode="nearest") for i in range(2))
+    return n1, n2
 
 
 _GRIDS: dict[int, np.ndarray] = {}
 _CANDIDATES: dict[tuple[int, str], np.ndarray] = {}
 _VENTRICLE_POINTS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_VENTRICLE_CENTRES: dict[tuple[int, str], tuple[float, ...]] = {}
 
 
 def _grid(atlas: Atlas) -> np.ndarray:
@@ -368,13 +370,16 @@ def _candidates(atlas: Atlas, where: str) -> np.ndarray:
 
 def _ventricle_centre(atlas: Atlas, where: str) -> tuple[float, float, float]:
     """Centroid (MNI mm) of the lateral ventricle on one side ('left'/'right') or of both ('midline')."""
-    mm = _grid(atlas)
-    vent = atlas.ventricles > 0.5
-    if where == "left":
-        vent &= mm[..., 0] < 0
-    elif where == "right":
-        vent &= mm[..., 0] > 0
-    return tuple(float(v) for v in mm[vent].mean(axis=0))  # type: ignore[return-value]
+    key = (id(atlas.ventricles), where)
+    if key not in _VENTRICLE_CENTRES:
+        mm = _grid(atlas)
+        vent = atlas.ventricles > 0.5
+        if where == "left":
+            vent &= mm[..., 0] < 0
+        elif where == "right":
+            vent &= mm[..., 0] > 0
+        _VENTRICLE_CENTRES[key] = tuple(float(v) for v in mm[vent].mean(axis=0))
+    return _VENTRICLE_CENTRES[key]  # type: ignore[return-value]
 
 
 def _ventricle_points(atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ The acquisition (head pose, storage grid, bias fields, gains, noise, contrast ji
 random stream that does not depend on the subject's class, so class cannot be read from acquisition.
 
 Rendering, for every stored voxel:
-    world mm  ──head pose⁻¹──▶ MNI mm q  ──mass effect──▶ q − u(q)  ──▶ tissue probabilities (GM, WM, CSF)
+    world mm ──head pose⁻¹──▶ MNI mm q ──mass effect──▶ q − u(q) ──▶ tissue probabilities (GM, WM, CSF)
     intensity = Σ tissue · contrast  (lesion components replace tissue)  × bias field  → Rician noise
               → skull-stripped (zero outside the brain) → × gain → int16
 """
@@ -163,7 +163,8 @@ def _bias_field(coef: tuple[float, ...], xyz: np.ndarray) -> np.ndarray:
     """Smooth multiplicative field exp(quadratic polynomial of world position / 100 mm)."""
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     c = np.asarray(coef, np.float32)  # x, y, z, x², y², z², xy, xz, yz
-    return np.exp(x * (c[0] + c[3] * x + c[6] * y + c[7] * z) + y * (c[1] + c[4] * y + c[8] * z) + z * (c[2] + c[5] * z))
+    log = x * (c[0] + c[3] * x + c[6] * y + c[7] * z) + y * (c[1] + c[4] * y + c[8] * z) + z * (c[2] + c[5] * z)
+    return np.exp(log)
 
 
 def _in_brain_box(q: np.ndarray, atlas: Atlas) -> np.ndarray:

@@ -129,7 +129,8 @@ def write_report(truth: Truth | None, healthy: bool, subject_id: str, seed: int)
     parts.append(_finding(f["necrosis"], _NECROSIS_YES, _NECROSIS_NO, rng, omit_p=0.3))
     parts.append(_finding(f["enhancement"], _ENHANCEMENT_YES, _ENHANCEMENT_NO, rng, omit_p=0.4))
     side_word = f" {truth.side}" if truth.side in ("left", "right") else ""
-    parts.append(_finding(f["compression"], _COMPRESSION_YES, _COMPRESSION_NO, rng, omit_p=0.3).format(side_word=side_word))
+    compression = _finding(f["compression"], _COMPRESSION_YES, _COMPRESSION_NO, rng, omit_p=0.3)
+    parts.append(compression.format(side_word=side_word))
     return " ".join(p for p in parts if p)
 
 

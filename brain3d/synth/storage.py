@@ -25,7 +25,9 @@ SPACING_PROFILES = (("iso", 1.0, 1.0, 0.5), ("thick", 0.75, 2.0, 0.3), ("fine", 
 _AXIS = {"R": (0, 1.0), "L": (0, -1.0), "A": (1, 1.0), "P": (1, -1.0), "S": (2, 1.0), "I": (2, -1.0)}
 
 
-def storage_grid(orientation: str, spacing: tuple[float, float, float], fov: tuple[float, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
+def storage_grid(
+    orientation: str, spacing: tuple[float, float, float], fov: tuple[float, ...]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Affine (stored index → world RAS mm) and shape of a grid covering the world box `fov`.
 
     fov = (x_lo, y_lo, z_lo, x_hi, y_hi, z_hi) mm; stored axis i runs towards world direction orientation[i].
@@ -52,7 +54,8 @@ def world_coordinates(affine: np.ndarray, shape: tuple[int, int, int]) -> np.nda
     for r in range(3):
         a = affine[r, :3].astype(np.float32)
         out[..., r] = (
-            a[0] * axes[0][:, None, None] + a[1] * axes[1][None, :, None] + a[2] * axes[2][None, None, :] + np.float32(affine[r, 3])
+            a[0] * axes[0][:, None, None] + a[1] * axes[1][None, :, None] + a[2] * axes[2][None, None, :]
+            + np.float32(affine[r, 3])
         )
     return out.reshape(-1, 3)
 

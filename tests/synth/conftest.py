@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-COHORT_ARGS = dict(n_pathological=9, n_healthy=3, seed=7, sequences=("flair", "t1ce"), voxel_mm=4.0)
+COHORT_ARGS = dict(n_pathological=7, n_healthy=2, seed=7, sequences=("flair", "t1ce"), voxel_mm=4.0)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,8 @@ def test_same_seed_gives_identical_bytes_with_any_worker_count(synth_manifest: P
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     other = make_cohort(tmp_path / "other", **{**COHORT_ARGS, "seed": 8, "n_pathological": 1, "n_healthy": 0},
                         progress=False)
-    assert (other.parent / "sub-0001" / "sub-0001_flair.nii.gz").read_bytes() != (first / "sub-0001" / "sub-0001_flair.nii.gz").read_bytes()
+    flair = Path("sub-0001") / "sub-0001_flair.nii.gz"
+    assert (other.parent / flair).read_bytes() != (first / flair).read_bytes()
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_cohort(tmp_path: Path) -> None:
@@ -128,7 +129,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_cohort(tmp_path: Path) -> Non
 def test_cli_writes_manifest_and_preview(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out, png = tmp_path / "cohort", tmp_path / "preview.png"
     args = ["synth", str(out), "--n-pathological", "2", "--n-healthy", "1", "--seed", "3", "--voxel-mm", "6",
-            "--quiet", "--preview", str(png)]
+            "--workers", "1", "--quiet", "--preview", str(png)]
     assert main(args) == 0
     assert len(read_manifest(out / "manifest.jsonl")) == 3
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -69,7 +69,8 @@ def test_paraphrases_vary_and_some_negate_absent_findings() -> None:
 def test_lobe_phrase_uses_singular_adjectives() -> None:
     assert lobe_phrase(["frontal"]) == "frontal lobe"
     assert lobe_phrase(["parietal", "frontal"]) == "frontal and parietal lobes"
-    assert lobe_phrase(["temporal", "frontal", "occipital", "periventricular"]) == "frontal, temporal and occipital lobes"
+    three = lobe_phrase(["temporal", "frontal", "occipital", "periventricular"])
+    assert three == "frontal, temporal and occipital lobes"
     assert lobe_phrase(["frontal"], plural=True) == "frontal lobes"
 
 
