@@ -38,7 +38,9 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a Brain3DError becomes one line on stderr and exit code 2 (no traceback)."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code here instead of raising
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            return rv
     except Brain3DError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2

@@ -74,8 +74,8 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
     import torch
     from rich.progress import Progress
 
+    from brain3d.eval.evaluate import preprocess_for
     from brain3d.model.brain3d import Brain3D
-    from brain3d.preprocess import PreprocessConfig
     from brain3d.reporting.inputs import discover
     from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
 
@@ -96,7 +96,7 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
             scans = [s for s in scans if s.id not in done]
     opts = ReportOptions(checkpoint=str(ckpt), profile=profile, batch_size=batch_size, mirror_check=mirror_check,
                          max_new_tokens=max_new_tokens)
-    pre = PreprocessConfig(size=tuple(model.config.image_size))
+    pre = preprocess_for(model)
     counts = {"reported": 0, "failed": 0, "inconsistent": 0}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("reporting", total=len(scans))
