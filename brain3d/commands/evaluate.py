@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         opts = score_options(system or predictions.stem, bertscore_model, bertscore_layers, no_bertscore, no_meteor,
                              meteor_backend, n_boot, boot_seed, device)
         score_predictions(rows, out, opts, source=predictions)
-        typer.echo((out / "metrics.md").read_text())
+        typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
         typer.echo(f"scored {len(rows)} predictions in {time.perf_counter() - t0:.1f} s -> {out}")
 
     @app.command()
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         opts = evaluate_options(split, profile, batch_size, max_new_tokens, mirror, limit, device, vision_model,
                                 language_model, load_4bit, seed, so)
         result = evaluate_checkpoint(checkpoint, manifest, out, opts, system=so.system)
-        typer.echo((out / "metrics.md").read_text())
+        typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
         typer.echo(f"evaluated {result['n']} subjects in {time.perf_counter() - t0:.1f} s -> {out}")
 
     @app.command()
@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
         opts = evaluate_options(split, profile, batch_size, max_new_tokens, mirror, limit, device, vision_model,
                                 language_model, load_4bit, seed, so)
         summary = run_ablation(run_dir, manifest, out, opts)
-        typer.echo((out / "table.md").read_text())
+        typer.echo((out / "table.md").read_text(encoding="utf-8"))
         typer.echo(f"ablation over {len(summary['phases'])} phases, {summary['n_subjects']} subjects, "
                    f"in {time.perf_counter() - t0:.1f} s -> {out}")
 

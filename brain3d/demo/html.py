@@ -25,8 +25,8 @@ def write_index(out: Path, summary: dict) -> Path:
     """Render OUT/index.html from the demo's outputs (every figure embedded, no external file needed)."""
     from brain3d.eval.tables import ALL_COLUMNS, PAPER_COLUMNS, cell
 
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    ablation = json.loads((out / "ablation" / "ablation.json").read_text())
+    metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    ablation = json.loads((out / "ablation" / "ablation.json").read_text(encoding="utf-8"))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>brain3d demo</title><style>{_CSS}</style>"
              "</head><body>",
              "<h1>brain3d demo</h1>",

@@ -120,7 +120,7 @@ def headline(out: Path) -> dict:
     """The four numbers the demo is judged by, each with its 95% CI, read from the evaluation outputs."""
     from brain3d.eval import stats
 
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
     m = metrics["metrics"]
     result = {k: _entry(m.get(k)) for k in ("lat_f1_truth", "path_f1_ext", "healthy_specificity", "side_acc_truth")}
     flips = _mirror_indicators(out / "eval" / "predictions.jsonl")

@@ -105,7 +105,7 @@ def _read_done(path: Path) -> dict[str, dict]:
 def _check_run_info(out_dir: Path, info: dict) -> None:
     path = out_dir / RUN_INFO
     if (out_dir / PREDICTIONS).is_file() and path.is_file():
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in _GENERATION_KEYS if old.get(k) != info.get(k)]
         if changed:
             raise Brain3DError(f"holds predictions made with other settings ({', '.join(changed)}); "

