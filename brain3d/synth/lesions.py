@@ -69,6 +69,11 @@ class Lesion:
         field, _ = _noise_grid(self)
         return float(max(self.radii) * np.exp(self.irregularity * float(-field[0].min())) + 2.0)
 
+    def soft_reach_mm(self, voxel_mm: float) -> float:
+        """Like `reach_mm`, including the feathered edema border (whole < 1 + EDEMA_FEATHER · voxel / 2 size)."""
+        feather = 0.5 * EDEMA_FEATHER * voxel_mm / float(np.mean(self.radii))
+        return self.reach_mm * (1.0 + feather) + voxel_mm
+
 
 @dataclass(frozen=True)
 class LesionMaps:
@@ -138,7 +143,8 @@ def lesion_maps(
     if not lesions:
         return LesionMaps(**comp, labels=labels)
     for les in lesions:
-        near = np.flatnonzero(((q - np.asarray(les.centre, np.float32)) ** 2).sum(axis=1) < les.reach_mm**2)
+        reach2 = les.soft_reach_mm(voxel_mm) ** 2
+        near = np.flatnonzero(((q - np.asarray(les.centre, np.float32)) ** 2).sum(axis=1) < reach2)
         if near.size == 0:
             continue
         qn = q[near]
