@@ -11,7 +11,9 @@ so a run resumed from an epoch's state replays exactly what an unbroken run does
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from torch import nn
 from brain3d.data.cache import tensors_digest
 from brain3d.data.dataset import ReportDataset, collate, epoch_batches
 from brain3d.errors import TrainingError
-from brain3d.fsutil import append_jsonl, stable_int
+from brain3d.fsutil import stable_int
 from brain3d.train.features import TextBank
 from brain3d.train.losses import symmetric_info_nce
 from brain3d.train.phases import PhaseConfig, select_trainable
@@ -101,7 +103,8 @@ class PhaseObjective(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: int, autocast: Callable) -> float | None:
+def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: int,
+             autocast: Callable = contextlib.nullcontext) -> float | None:
     """Validation loss (every process computes the whole, small, validation set; no communication).
 
     contrastive: InfoNCE of all validation volumes at once against the validation reports (a fixed
@@ -187,7 +190,7 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
         data.train.set_epoch(epoch)
         plan = batches(epoch)
         bar = _bar(ctx, len(plan), f"phase {name} epoch {epoch + 1}/{phase.epochs}")
-        micro, losses, epoch_losses = 0, [], []
+        micro, losses, epoch_losses, step_rows = 0, [], [], []
         for i, idx in enumerate(plan):
             group_end = min(len(plan), (i // phase.grad_accum + 1) * phase.grad_accum)
             in_group = group_end - (i // phase.grad_accum) * phase.grad_accum
@@ -212,8 +215,8 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
             step_loss = float(acc.reduce(torch.tensor(sum(losses) / len(losses), device=acc.device), "mean"))
             epoch_losses.append(step_loss)
             step += 1
-            _log(ctx, {"kind": "step", "phase": name, "epoch": epoch, "step": step, "loss": step_loss,
-                       "lr": phase.lr * factor, "grad_norm": grad_norm})
+            step_rows.append({"kind": "step", "phase": name, "epoch": epoch, "step": step, "loss": step_loss,
+                              "lr": phase.lr * factor, "grad_norm": grad_norm, "time": round(time.time(), 3)})
             if bar is not None:
                 bar.update(micro)
                 bar.set_postfix(loss=f"{step_loss:.4f}")
@@ -229,8 +232,8 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
         elif val is not None:
             bad += 1
         stopped = phase.patience is not None and val is not None and bad >= phase.patience
-        _log(ctx, {"kind": "epoch", "phase": name, "epoch": epoch, "step": step, "train_loss": train_loss,
-                   "val_loss": val, "best_val_loss": best_val, "seconds": round(time.time() - t0, 3)})
+        _log(ctx, *step_rows, {"kind": "epoch", "phase": name, "epoch": epoch, "step": step, "train_loss": train_loss,
+                               "val_loss": val, "best_val_loss": best_val, "seconds": round(time.time() - t0, 3)})
         info = {"phase": name, "epoch": epoch, "step": step, "best_val_loss": best_val, "best_epoch": best_epoch,
                 "bad_epochs": bad, "initial_val_loss": initial_val, "stopped": stopped, "train_loss": train_loss}
         if ctx.main:
@@ -266,9 +269,21 @@ def rank_digests(acc, model: nn.Module) -> list[str]:
     return ["".join(f"{int(v):08x}" for v in row) for row in gathered]
 
 
-def _log(ctx: LoopContext, row: dict) -> None:
+def _log(ctx: LoopContext, *rows: dict) -> None:
+    """Append metric rows (main process). Step rows are buffered and written with their epoch's row: one
+    fsync per epoch, and rows after the last resume state are dropped on resume anyway."""
     if ctx.main:
-        append_jsonl(ctx.metrics_path, {**row, "time": round(time.time(), 3)})
+        now = round(time.time(), 3)
+        append_jsonl_rows(ctx.metrics_path, [{**r, "time": r.get("time", now)} for r in rows])
+
+
+def append_jsonl_rows(path: Path, rows: list[dict]) -> None:
+    """Append several JSON lines with a single flush + fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _bar(ctx: LoopContext, total: int, desc: str):

@@ -280,7 +280,7 @@ def _check_run_dir(paths: RunPaths, resolved: dict, names: tuple[str, ...], resu
             raise ConfigError(f"already holds {what}; pass --resume to continue it or choose another --out", paths.root)
         return
     if paths.config.is_file():
-        saved = yaml.safe_load(paths.config.read_text())
+        saved = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
         if diff:
             raise ConfigError(f"--resume with a different config (changed: {', '.join(diff)}); "
@@ -308,7 +308,7 @@ def _read_summary(paths: RunPaths) -> dict:
 
     if paths.summary.is_file():
         try:
-            return json.loads(paths.summary.read_text())
+            return json.loads(paths.summary.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             return {}
     return {}

@@ -80,7 +80,7 @@ def read_state_info(state_dir: Path) -> dict[str, Any] | None:
     if not f.is_file():
         return None
     try:
-        info = json.loads(f.read_text())
+        info = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"resume state is not valid JSON ({exc.msg}); delete the state folder", f) from None
     if info.get("version") != STATE_VERSION:
@@ -96,7 +96,7 @@ def load_state(state_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
         best_file = state_dir / "best.safetensors"
         best = load_file(str(best_file)) if best_file.is_file() else None
         opt = unflatten_optimizer_state(load_file(str(state_dir / "optimizer.safetensors")),
-                                        json.loads((state_dir / "optimizer.json").read_text()))
+                                        json.loads((state_dir / "optimizer.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"resume state cannot be read ({type(exc).__name__}: {exc})", state_dir) from None
     return weights, best, opt
