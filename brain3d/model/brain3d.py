@@ -74,7 +74,8 @@ class Brain3D(nn.Module):
             config.compressor, config.num_tokens, self.encoder.dim, config.pool_grid, config.perceiver_layers
         ).to(device)
         embedding = lm.get_input_embeddings()
-        self.projector = Projector(self.encoder.dim, embedding.embedding_dim, config.soft_token_scale).to(device)
+        self.projector = Projector(self.encoder.dim, embedding.embedding_dim, config.soft_token_scale,
+                                   config.feature_norm, self.compressor.num_tokens).to(device)
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
         self.lm = lm
         self.tokenizer = tokenizer
@@ -363,9 +364,12 @@ class Brain3D(nn.Module):
                 p.requires_grad_(True)
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _trainable_names(self, include_lora: bool) -> dict[str, nn.Parameter]:
+    def _trainable_names(self, include_lora: bool) -> dict[str, torch.Tensor]:
+        """Trained parameters plus the tensors learned alongside them (the projector's feature statistics)."""
         wanted = {id(p) for g, ps in self.param_groups().items() if include_lora or g != "lora" for p in ps}
-        return {n: p for n, p in self.named_parameters() if id(p) in wanted}
+        names = {n: p for n, p in self.named_parameters() if id(p) in wanted}
+        names.update({n: b for n, b in self.named_buffers() if n.startswith("projector.feature_norm.")})
+        return names
 
     def trainable_state_dict(self, include_lora: bool = True) -> dict[str, torch.Tensor]:
         """{name: tensor} of every parameter in param_groups() (LoRA too unless include_lora=False)."""

@@ -22,6 +22,7 @@ POS_EMBEDS = ("pretrained", "reference")
 COMPRESSORS = ("grid_pool", "seq_pool", "perceiver")
 PROMPT_FORMATS = ("reference", "chat")
 SOFT_TOKEN_SCALES = ("text_rms", "none")
+FEATURE_NORMS = ("running", "none")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -62,6 +63,8 @@ class Brain3DConfig:
     num_tokens: K visual tokens given to the LM. pool_grid: (gd, gh, gw) for grid_pool, None = derived from K.
     soft_token_scale: 'text_rms' brings every soft token to the RMS of the LM's scaled text embeddings;
         'none' leaves the projector output as is (reference behaviour).
+    feature_norm: 'running' standardises compressed tokens per (token, channel) with running statistics of
+        the training volumes before the projector (see projector.py); 'none' = reference.
     prompt_format: 'reference' ([vision][bos + prompt][report]) or 'chat' (Gemma chat turn around it).
     max_report_tokens: reports longer than this are truncated for the loss.
     load_4bit: NF4 double-quant 4-bit LM (QLoRA). gradient_checkpointing: activation checkpointing in
@@ -82,6 +85,7 @@ class Brain3DConfig:
     pool_grid: tuple[int, int, int] | None = None
     perceiver_layers: int = 2
     soft_token_scale: str = "text_rms"
+    feature_norm: str = "running"
     prompt: str = DEFAULT_PROMPT
     prompt_format: str = "reference"
     max_report_tokens: int = 256
@@ -107,6 +111,7 @@ class Brain3DConfig:
         choices = {
             "inflate_init": INFLATE_INITS, "pos_embed": POS_EMBEDS, "compressor": COMPRESSORS,
             "prompt_format": PROMPT_FORMATS, "soft_token_scale": SOFT_TOKEN_SCALES,
+            "feature_norm": FEATURE_NORMS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -152,7 +157,7 @@ class Brain3DConfig:
         at 64x128x128), sequence pooling, its fixed position code, raw (unscaled) soft tokens and its prompt."""
         settings: dict[str, Any] = dict(
             kernel_depth=2, depth_stride=1, depth_padding=1, pos_embed="reference", compressor="seq_pool",
-            soft_token_scale="none", prompt=REFERENCE_PROMPT, prompt_format="reference",
+            soft_token_scale="none", feature_norm="none", prompt=REFERENCE_PROMPT, prompt_format="reference",
         )
         settings.update(overrides)
         return cls(vision_model=vision_model, language_model=language_model, **settings)

@@ -7,6 +7,15 @@ RMS and multiplies it by `text_rms`, the RMS of the LM's *scaled* text-token emb
 the embedding table, see `embedding_rms`), and by the learnable gate `vis_scale` (init 1.0): at
 initialisation a soft token has exactly the magnitude of a text token, and the gate learns any departure.
 soft_token_scale='none' is the reference's behaviour (raw projector output times the gate).
+
+Before the MLP, feature_norm='running' standardises every compressed token channel (k, c) with running
+statistics over the training volumes. Encoder features are dominated by a subject-invariant part (position
+structure, biases): on the tiny twin the across-subject spread is ~12% of the feature magnitude, and the
+projector would have to learn a large gain to see a lesion at all. Standardising removes the common part and
+leaves what differs between scans (the lesion, its side). The statistics are updated only in training mode
+(cumulative average, then an EMA; all-reduced across processes so DDP replicas agree) and always used as
+constants, so training and inference apply the same map and a batch of one is fine. They are saved with
+the checkpoint. feature_norm='none' is the reference's behaviour.
 """
 
 from __future__ import annotations
@@ -15,11 +24,47 @@ import torch
 from torch import nn
 
 
-class Projector(nn.Module):
-    """Linear(dv, dlm) - GELU - Linear(dlm, dlm), then scale (see module docstring) and gate."""
+class RunningStandardizer(nn.Module):
+    """(B, K, dv) -> (z - mean[k, c]) / sqrt(var[k, c] + eps), with statistics tracked in training mode."""
 
-    def __init__(self, vision_dim: int, lm_dim: int, soft_token_scale: str = "text_rms") -> None:
+    def __init__(self, num_tokens: int, dim: int, min_momentum: float = 0.02, eps: float = 1e-5) -> None:
         super().__init__()
+        self.min_momentum, self.eps = min_momentum, eps
+        self.register_buffer("mean", torch.zeros(num_tokens, dim))
+        self.register_buffer("var", torch.ones(num_tokens, dim))
+        self.register_buffer("count", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor) -> None:
+        z = z.detach().float()
+        total, squares, n = z.sum(0), z.pow(2).sum(0), float(z.shape[0])  # (K, dv), (K, dv), batch
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            count = torch.tensor(n, device=z.device)
+            for t in (count, total, squares):
+                torch.distributed.all_reduce(t)
+            n = float(count.item())
+        if n < 2:
+            return
+        mean = total / n
+        var = (squares / n - mean.pow(2)).clamp_min(0) * (n / (n - 1))
+        m = (1.0 / (self.count + 1)).clamp_min(self.min_momentum)  # cumulative average first, then EMA
+        self.mean.lerp_(mean, m)
+        self.var.lerp_(var, m)
+        self.count += 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.update(z)
+        return (z - self.mean) * torch.rsqrt(self.var + self.eps)  # (B, K, dv)
+
+
+class Projector(nn.Module):
+    """[standardise] - Linear(dv, dlm) - GELU - Linear(dlm, dlm), then scale (see module docstring) and gate."""
+
+    def __init__(self, vision_dim: int, lm_dim: int, soft_token_scale: str = "text_rms",
+                 feature_norm: str = "none", num_tokens: int = 32) -> None:
+        super().__init__()
+        self.feature_norm = RunningStandardizer(num_tokens, vision_dim) if feature_norm == "running" else None
         self.fc1 = nn.Linear(vision_dim, lm_dim)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(lm_dim, lm_dim)
@@ -31,6 +76,8 @@ class Projector(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.feature_norm is not None:
+            tokens = self.feature_norm(tokens)  # (B, K, dv)
         y = self.fc2(self.act(self.fc1(tokens)))  # (B, K, dlm)
         if self.soft_token_scale == "text_rms":
             y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6) * self.text_rms
