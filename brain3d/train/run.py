@@ -36,6 +36,9 @@ from brain3d.train.phases import PHASE_ORDER, parse_phases, phase_dirname
 from brain3d.train.state import read_state_info
 
 
+TINY_LM_STEPS, TINY_LM_CORPUS = 150, 2000  # as the demo's default warm-up
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
@@ -262,14 +265,24 @@ def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path |
             raise ConfigError(f"no {what} folder given; pass --{what.replace('_', '-')} DIR or set {what} in the config")
     if TINY in (vision, language):
         tiny_dir = paths.root / "tiny-models"
-        if acc.is_main_process and not (tiny_dir / "language").is_dir():
-            from brain3d.model.tiny import make_tiny_models
-
-            make_tiny_models(tiny_dir, seed=config.seed)
+        if acc.is_main_process and not (tiny_dir / "language" / "brain3d_pretraining.json").is_file():
+            _make_tiny_models(tiny_dir, config.seed)
         acc.wait_for_everyone()
         vision = str((tiny_dir / "vision").resolve()) if vision == TINY else vision
         language = str((tiny_dir / "language").resolve()) if language == TINY else language
     return str(Path(vision).resolve()), str(Path(language).resolve())
+
+
+def _make_tiny_models(folder: Path, seed: int) -> None:
+    """The tiny twin plus its text-only report-language warm-up (the role MedGemma's pretraining plays; the
+    corpus is random synthetic reports, never the manifest's), as `brain3d demo` builds it."""
+    from brain3d.model.lm_pretrain import pretrain_language_model
+    from brain3d.model.tiny import make_tiny_models
+    from brain3d.synth.reports import report_corpus
+
+    paths = make_tiny_models(folder, seed=seed)
+    pretrain_language_model(paths["language"], report_corpus(TINY_LM_CORPUS, seed=seed + 1000),
+                            steps=TINY_LM_STEPS, seed=seed)
 
 
 def _check_run_dir(paths: RunPaths, resolved: dict, names: tuple[str, ...], resume: bool) -> None:

@@ -56,8 +56,12 @@ def _changed(before: dict, model) -> set[str]:
 
 
 def _names(model, *groups) -> set[str]:
+    """Parameter names of the groups; with the projector also the statistics it learns (feature_norm buffers)."""
     ids = {id(p) for g in groups for p in model.param_groups()[g]}
-    return {n for n, p in model.named_parameters() if id(p) in ids}
+    names = {n for n, p in model.named_parameters() if id(p) in ids}
+    if "projector" in groups:
+        names |= {n for n, _ in model.named_buffers() if n.startswith("projector.")}
+    return names
 
 
 @pytest.mark.parametrize("name, groups", [("2a", ("projector", "gate")), ("2b", ("projector", "gate", "lora"))])
