@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -39,32 +38,19 @@ from brain3d.train.state import read_state_info
 TINY_LM_STEPS, TINY_LM_CORPUS = 150, 2000  # as the demo's default warm-up
 
 
-@dataclass(frozen=True)
 class RunPaths:
-    root: Path
+    """Where everything of a run lives (see the module docstring)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.config = self.root / "train_config.yaml"
+        self.metrics = self.root / "metrics.jsonl"
+        self.state = self.root / "state"
+        self.summary = self.root / "summary.json"
+        self.cache = self.root / "feature-cache"
 
     def phase(self, name: str) -> Path:
         return self.root / phase_dirname(name)
-
-    @property
-    def config(self) -> Path:
-        return self.root / "train_config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "feature-cache"
 
     def curve(self, name: str) -> Path:
         return self.root / "curves" / f"{phase_dirname(name)}.png"
