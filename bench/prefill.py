@@ -33,7 +33,7 @@ def run(quick: bool = False, slices: int = SLICES, repeats: int | None = None, t
     from brain3d.model.backbones import read_model_config
 
     set_threads(threads)
-    repeats = repeats or (2 if quick else 5)
+    repeats = repeats or (2 if quick else 20)
     with tempfile.TemporaryDirectory(prefix="brain3d-bench-prefill-") as tmp:
         models = models or tiny_models(tmp)
         model = tiny_brain3d(models, quick)

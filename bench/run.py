@@ -108,13 +108,13 @@ def row(name: str, r: dict) -> tuple[str, str, str, str]:
                 f"{p['tokens']} vs {d['tokens']} tokens; {p['forward_s']:.2f} s vs {d['forward_s']:.2f} s per volume",
                 f"{_x(r['token_ratio'])} tokens, {_x(r['speedup'])} faster", "~2x tokens, > 2x faster")
     if name == "feature_cache":
-        return ("phase-2A epoch: cached encoder features vs recomputing the encoder",
+        return ("phase-2A epoch: recomputing the frozen encoder vs reading cached features",
                 f"{r['epoch_seconds_recompute']:.2f} s vs {r['epoch_seconds_cached']:.2f} s per epoch "
                 f"({r['train_subjects']} train subjects); cache filled in {r['cache_fill_seconds']:.2f} s",
                 _x(r["speedup"]) + " faster", ">= 3x")
     if name == "generation":
         b = r["batch"]
-        return (f"report generation: batch {b} vs one by one ({r['new_tokens_per_report']} new tokens each)",
+        return (f"report generation: one by one vs batch {b} ({r['new_tokens_per_report']} new tokens each)",
                 f"{r['reports_per_s_batch1']:.2f} vs {r[f'reports_per_s_batch{b}']:.2f} reports/s",
                 _x(r["speedup"]) + " more reports/s", "batched faster")
     if name == "prefill":
