@@ -104,3 +104,15 @@ def test_cached_and_uncached_phase2_steps_give_the_same_loss(tmp_path, train_man
             lc, lu = obj_c(bc["inputs"], bc["report"]), obj_u(bu["inputs"], bu["report"])
         torch.testing.assert_close(lc, lu, rtol=1e-5, atol=1e-6)
     assert mirrored_seen == {True, False}  # both laterality variants came from the cache
+
+
+def test_qlora_phase_trains_adapters_on_a_4bit_language_model(tmp_path, train_manifest, tiny_models):
+    summary = train(fast_config(model__load_4bit=True, diagnostics__enabled=False), train_manifest, tmp_path / "run",
+                    phases="2b", progress=False, vision_model=tiny_models["vision"],
+                    language_model=tiny_models["language"])
+    assert summary["phases"]["2b"]["steps"] > 0
+    from brain3d.model.brain3d import Brain3D
+
+    model = Brain3D.from_pretrained(tmp_path / "run" / "phase2b")
+    lora_layers = [m for n, m in model.lm.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A")]
+    assert lora_layers and all("4bit" in type(m).__name__ for m in lora_layers)
