@@ -234,6 +234,12 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
         stopped = phase.patience is not None and val is not None and bad >= phase.patience
         _log(ctx, *step_rows, {"kind": "epoch", "phase": name, "epoch": epoch, "step": step, "train_loss": train_loss,
                                "val_loss": val, "best_val_loss": best_val, "seconds": round(time.time() - t0, 3)})
+        if ctx.progress and ctx.main:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"phase {name} epoch {epoch + 1}/{phase.epochs}: train loss {_fmt(train_loss)}, "
+                       f"val loss {_fmt(val)} (best {_fmt(best_val)}), {time.time() - t0:.1f} s"
+                       + (", early stop" if stopped else ""))
         info = {"phase": name, "epoch": epoch, "step": step, "best_val_loss": best_val, "best_epoch": best_epoch,
                 "bad_epochs": bad, "initial_val_loss": initial_val, "stopped": stopped, "train_loss": train_loss}
         if ctx.main:
@@ -284,6 +290,10 @@ def append_jsonl_rows(path: Path, rows: list[dict]) -> None:
         fh.write("".join(json.dumps(r) + "\n" for r in rows))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _bar(ctx: LoopContext, total: int, desc: str):

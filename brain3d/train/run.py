@@ -103,7 +103,7 @@ class Trainer:
         self.val_records = [r for r in records if r.split == "val"]
         if not self.train_records:
             raise TrainingError("the manifest has no subject in split 'train'", manifest)
-        self.vision, self.language = _base_models(config, self.paths, self.acc, vision_model, language_model)
+        self.vision, self.language = _base_models(config, self.paths, self.acc, vision_model, language_model, progress)
         self.resolved = {**config.to_dict(), "vision_model": self.vision, "language_model": self.language}
         self.volumes = VolumeSource(config.preprocess(), config.sequences(), in_memory=config.data.in_memory)
         d = config.data
@@ -242,7 +242,7 @@ def _accelerator(config: TrainConfig):
 
 
 def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path | None,
-                 language: str | Path | None) -> tuple[str, str]:
+                 language: str | Path | None, progress: bool = False) -> tuple[str, str]:
     """Resolve the base-model folders: arguments, then config; `tiny` writes the tiny twin into the run."""
     vision = str(vision) if vision is not None else config.vision_model
     language = str(language) if language is not None else config.language_model
@@ -252,14 +252,14 @@ def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path |
     if TINY in (vision, language):
         tiny_dir = paths.root / "tiny-models"
         if acc.is_main_process and not (tiny_dir / "language" / "brain3d_pretraining.json").is_file():
-            _make_tiny_models(tiny_dir, config.seed)
+            _make_tiny_models(tiny_dir, config.seed, progress)
         acc.wait_for_everyone()
         vision = str((tiny_dir / "vision").resolve()) if vision == TINY else vision
         language = str((tiny_dir / "language").resolve()) if language == TINY else language
     return str(Path(vision).resolve()), str(Path(language).resolve())
 
 
-def _make_tiny_models(folder: Path, seed: int) -> None:
+def _make_tiny_models(folder: Path, seed: int, progress: bool = False) -> None:
     """The tiny twin plus its text-only report-language warm-up (the role MedGemma's pretraining plays; the
     corpus is random synthetic reports, never the manifest's), as `brain3d demo` builds it."""
     from brain3d.model.lm_pretrain import pretrain_language_model
@@ -268,7 +268,7 @@ def _make_tiny_models(folder: Path, seed: int) -> None:
 
     paths = make_tiny_models(folder, seed=seed)
     pretrain_language_model(paths["language"], report_corpus(TINY_LM_CORPUS, seed=seed + 1000),
-                            steps=TINY_LM_STEPS, seed=seed)
+                            steps=TINY_LM_STEPS, seed=seed, progress=progress)
 
 
 def _check_run_dir(paths: RunPaths, resolved: dict, names: tuple[str, ...], resume: bool) -> None:
