@@ -238,7 +238,12 @@ def _accelerator(config: TrainConfig):
 
     cuda = torch.cuda.is_available()
     bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda)
-    return Accelerator(cpu=not cuda, mixed_precision="bf16" if bf16 else "no")
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # No buffer broadcast every forward: the frozen towers' buffers never change, and the projector's running
+    # feature statistics are all-reduced by the model itself, so replicas agree without it.
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=not cuda, mixed_precision="bf16" if bf16 else "no", kwargs_handlers=[ddp])
 
 
 def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path | None,
