@@ -42,7 +42,7 @@ MIN_LESION_MM3 = 2500.0
 EDEMA_FEATHER = 2.5  # the outer (edema) border blends over this many voxels
 EDEMA_GM_SPARING = 0.6  # edema level × (1 + this × GM probability)
 PUSH_WALL_MM = 12.0  # the mass effect squeezes tissue up to this far beyond the ventricles
-SIZE_MM = (20.0, 40.0)  # range of the mean whole-tumour radius (whole-tumour volumes of roughly 30–270 mL, as in BraTS)
+SIZE_MM = (14.0, 34.0)  # range of the mean whole-tumour radius
 BRATS_NECROTIC, BRATS_EDEMA, BRATS_ENHANCING = 1, 2, 4
 _NOISE_CELL_MM = 4.0
 
