@@ -1,0 +1,40 @@
+"""`brain3d demo --quick` end to end: every output exists and parses; a rerun resumes instead of redoing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from brain3d.cli import main
+
+
+def test_quick_demo_writes_a_readable_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "lat_f1_truth" in printed.out and "index.html" in printed.out
+
+    summary = json.loads((out / "demo.json").read_text(encoding="utf-8"))
+    head = summary["headline"]
+    for key in ("lat_f1_truth", "mirror_flip_rate", "path_f1_ext", "healthy_specificity"):
+        assert key in head and key in head["targets"]
+        e = head[key]
+        assert e["mean"] is None or e["lo"] <= e["mean"] <= e["hi"]
+    metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n"] == sum(1 for line in (out / "eval" / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
+    assert "mirror" in metrics["diagnostics"]
+    ablation = json.loads((out / "ablation" / "ablation.json").read_text(encoding="utf-8"))
+    assert list(ablation["phases"]) == ["phase1", "phase2a", "phase2b"]
+    for phase in ("phase1", "phase2a", "phase2b"):
+        assert (out / "run" / phase / "config.json").is_file()
+
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+    for section in ("Headline", "paper Table I columns", "Ablation over training phases", "Mirror test", "Subjects"):
+        assert section in html
+    assert len(re.findall(r"src='data:image/png;base64,", html)) >= 4  # curves and subjects, embedded
+    assert "src='http" not in html  # self-contained
+
+    # a second run finds every step done and only rewrites the page
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("already done, skipped") == 5
