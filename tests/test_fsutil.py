@@ -24,7 +24,7 @@ def test_atomic_dir_keeps_old_folder_on_failure(tmp_path):
         with atomic_dir(target) as tmp:
             (tmp / "w").write_text("v2")
             raise RuntimeError("interrupted")
-    assert (target / "w").read_text() == "v1"
+    assert (target / "w").read_text(encoding="utf-8") == "v1"
     assert sorted(q.name for q in tmp_path.iterdir()) == ["ckpt"]
 
 

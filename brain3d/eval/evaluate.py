@@ -113,6 +113,17 @@ def _check_run_info(out_dir: Path, info: dict) -> None:
     atomic_write_json(path, info)
 
 
+def generate_pair(model, volumes: torch.Tensor, profile: str, max_new_tokens: int, seed: int | None,
+                  mirror: bool) -> tuple[list[str], list[str | None]]:
+    """Reports for a batch (B, C, D, H, W) and, with `mirror`, for the same scans mirrored left-right
+    (same seed, so the two differ only by the image); shared by `evaluate` and `brain3d report`."""
+    texts = model.generate(volumes=volumes, profile=profile, max_new_tokens=max_new_tokens, seed=seed)
+    if not mirror:
+        return texts, [None] * len(texts)
+    return texts, model.generate(volumes=flip_left_right(volumes), profile=profile,
+                                 max_new_tokens=max_new_tokens, seed=seed)
+
+
 def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: EvaluateOptions,
                          volumes: VolumeSource | None = None, label: str = "generating") -> list[dict]:
     """Prediction rows for `records` in their order, generating only those not yet in predictions.jsonl."""
@@ -129,10 +140,7 @@ def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: 
             batch = todo[start:start + opts.batch_size]
             x = torch.stack([volumes.load(r) for r in batch]).to(device)  # (B, C, D, H, W)
             seed = stable_int(opts.seed, *(r.id for r in batch))
-            texts = model.generate(volumes=x, profile=opts.profile, max_new_tokens=opts.max_new_tokens, seed=seed)
-            mirrored = (model.generate(volumes=flip_left_right(x), profile=opts.profile,
-                                       max_new_tokens=opts.max_new_tokens, seed=seed)
-                        if opts.mirror else [None] * len(batch))
+            texts, mirrored = generate_pair(model, x, opts.profile, opts.max_new_tokens, seed, opts.mirror)
             for rec, text, mtext in zip(batch, texts, mirrored):
                 row = {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
                        "truth": rec.truth.model_dump() if rec.truth is not None else None}

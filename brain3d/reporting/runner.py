@@ -13,8 +13,8 @@ import torch
 from brain3d.errors import Brain3DError
 from brain3d.eval.clinical import asserts_pathology, findings_of, lobes_of, side_of
 from brain3d.eval.diagnostics import mirrored_side
+from brain3d.eval.evaluate import generate_pair
 from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
-from brain3d.orientation import flip_left_right
 from brain3d.preprocess import PreprocessConfig, load_for_model
 from brain3d.reporting.inputs import ScanInput
 from brain3d.reporting.schema import Findings, ReportRecord
@@ -54,8 +54,8 @@ def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, pre
         if tensors:
             t0 = time.perf_counter()
             volumes = torch.stack(tensors)  # (B, C, D, H, W)
-            texts = _generate(model, volumes, opts)
-            mirrored = _generate(model, flip_left_right(volumes), opts) if opts.mirror_check else [None] * len(texts)
+            texts, mirrored = generate_pair(model, volumes.to(model.device), opts.profile, opts.max_new_tokens,
+                                            opts.seed, opts.mirror_check)
             share = (time.perf_counter() - t0) / len(tensors)
             for (scan, orient, load_s), text, mtext in zip(loaded, texts, mirrored):
                 rec = _record(scan, opts, report=text, orientation=orient, seconds=load_s + share)
@@ -69,12 +69,6 @@ def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, pre
             if on_record is not None:
                 on_record(rec)
             yield rec
-
-
-def _generate(model, volumes: torch.Tensor, opts: ReportOptions) -> list[str]:
-    device = next(model.parameters()).device
-    return model.generate(volumes=volumes.to(device), profile=opts.profile, max_new_tokens=opts.max_new_tokens,
-                          seed=opts.seed)
 
 
 def _record(scan: ScanInput, opts: ReportOptions, report: str = "", orientation: str | None = None,

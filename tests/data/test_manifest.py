@@ -33,7 +33,7 @@ def test_round_trip_resolves_relative_paths(tmp_path):
     recs = assign_splits(_records(2, 2, 1, 2))
     path = write_manifest([r.model_copy(update={"images": {"flair": str(tmp_path / r.images["flair"])}})
                            for r in recs], tmp_path / "manifest.jsonl")
-    stored = json.loads(path.read_text().splitlines()[0])
+    stored = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     assert not stored["images"]["flair"].startswith("/")  # stored relative to the manifest
     back = read_manifest(path)
     assert back[0].images["flair"] == str(tmp_path / recs[0].images["flair"])

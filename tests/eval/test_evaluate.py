@@ -56,16 +56,16 @@ def test_evaluate_command_generates_and_scores(run_dir, cohort, tmp_path):
     rc = main(["evaluate", "-c", str(run_dir / "phase2b"), "-m", str(cohort), "--out", str(out), "--split", "all",
                "--max-new-tokens", "6", "--batch-size", "2", "--mirror", "--device", "cpu", *FAST_SCORE])
     assert rc == 0
-    rows = [json.loads(x) for x in (out / PREDICTIONS).read_text().splitlines()]
-    manifest_ids = [json.loads(x)["id"] for x in cohort.read_text().splitlines()]
+    rows = [json.loads(x) for x in (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()]
+    manifest_ids = [json.loads(x)["id"] for x in cohort.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == manifest_ids
     assert all(r["generated"] and "generated_mirror" in r for r in rows)
     assert all(r["truth"] is not None for r in rows if not r["healthy"])
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["n"] == N_SUBJECTS and metrics["system"] == "phase2b"
     assert "mirror" in metrics["diagnostics"]
-    assert "| phase2b |" in (out / "metrics.md").read_text()
-    info = json.loads((out / "evaluate.json").read_text())
+    assert "| phase2b |" in (out / "metrics.md").read_text(encoding="utf-8")
+    info = json.loads((out / "evaluate.json").read_text(encoding="utf-8"))
     assert info["profile"] == "greedy" and info["mirror"] is True and info["split"] is None
 
 
@@ -89,13 +89,13 @@ def test_evaluate_resumes_after_an_interruption(run_dir, cohort, tmp_path):
     first = evaluate_checkpoint(ckpt, cohort, tmp_path, _opts(), model=model)
     assert model.generated == N_SUBJECTS
     pred = tmp_path / PREDICTIONS
-    lines = pred.read_text().splitlines()
+    lines = pred.read_text(encoding="utf-8").splitlines()
     # interrupted: the last two subjects missing, the last write torn in half
     pred.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
     model.generated = 0
     again = evaluate_checkpoint(ckpt, cohort, tmp_path, _opts(), model=model)
     assert model.generated == 2
-    assert pred.read_text().splitlines() == lines  # greedy decoding: the same reports, the same order
+    assert pred.read_text(encoding="utf-8").splitlines() == lines  # greedy decoding: the same reports, the same order
     assert again["metrics"]["bleu1"] == first["metrics"]["bleu1"]
     with pytest.raises(Brain3DError, match="profile"):
         evaluate_checkpoint(ckpt, cohort, tmp_path, _opts(profile="paper"), model=model)
@@ -106,13 +106,13 @@ def test_ablate_writes_table_one(run_dir, cohort, tmp_path, capsys):
     rc = main(["ablate", str(run_dir), "-m", str(cohort), "--out", str(out), "--split", "all",
                "--max-new-tokens", "6", "--batch-size", "4", "--device", "cpu", "--limit", "2", *FAST_SCORE])
     assert rc == 0
-    table = (out / "table.md").read_text()
+    table = (out / "table.md").read_text(encoding="utf-8")
     for label in ("Brain3D phase 1", "Brain3D phase 2A", "Brain3D phase 2B (final)"):
         assert f"| {label} |" in table
     assert "| system | B-1 | B-4 | R-1 | R-2 | R-L | METEOR | BERTScore | CIDEr | Lat-F1 | Anat-F1 | Path-F1 |" in table
-    summary = json.loads((out / "ablation.json").read_text())
+    summary = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert set(summary["paired_differences"]) == {"phase2a-phase1", "phase2b-phase2a"}
-    ids = [[json.loads(x)["id"] for x in (out / p / PREDICTIONS).read_text().splitlines()]
+    ids = [[json.loads(x)["id"] for x in (out / p / PREDICTIONS).read_text(encoding="utf-8").splitlines()]
            for p in ("phase1", "phase2a", "phase2b")]
     assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 2
 

@@ -64,7 +64,7 @@ def scored(tmp_path_factory):
 
 def test_score_runs_offline_with_every_metric(scored):
     assert scored["rc"] == 0
-    m = json.loads((scored["out"] / "metrics.json").read_text())
+    m = json.loads((scored["out"] / "metrics.json").read_text(encoding="utf-8"))
     assert m["n"] == 60 and m["system"] == "synthetic"
     for key, _ in PAPER_COLUMNS:
         e = m["metrics"][key]
@@ -87,7 +87,7 @@ def test_per_sample_scores_are_sane(scored):
 
 
 def test_metrics_md_is_the_paper_table(scored):
-    md = (scored["out"] / "metrics.md").read_text()
+    md = (scored["out"] / "metrics.md").read_text(encoding="utf-8")
     header = "| system | " + " | ".join(label for _, label in PAPER_COLUMNS) + " |"
     assert header in md
     row = next(line for line in md.splitlines() if line.startswith("| synthetic |"))
@@ -96,7 +96,7 @@ def test_metrics_md_is_the_paper_table(scored):
 
 
 def test_mirror_diagnostic_counts_unflipped_sides(scored):
-    mirror = json.loads((scored["out"] / "metrics.json").read_text())["diagnostics"]["mirror"]
+    mirror = json.loads((scored["out"] / "metrics.json").read_text(encoding="utf-8"))["diagnostics"]["mirror"]
     assert mirror["n_lateralised"] > 0 and mirror["flip_rate"] == 0.0 and mirror["same_side_rate"] == 1.0
 
 
@@ -116,7 +116,7 @@ def test_compare_two_scored_systems(scored, capsys):
                  str(scored["root"] / "cmp.json")]) == 0
     printed = capsys.readouterr().out
     assert "| Lat-F1 |" in printed and "50 shared subjects" in printed
-    assert json.loads((scored["root"] / "cmp.json").read_text())["n_shared"] == 50
+    assert json.loads((scored["root"] / "cmp.json").read_text(encoding="utf-8"))["n_shared"] == 50
 
 
 def test_clinical_aggregation_by_hand(tmp_path):
@@ -152,9 +152,9 @@ def test_clinical_aggregation_by_hand(tmp_path):
     assert sub["healthy"]["n"] == 2 and sub["left"]["n"] == 1 and sub["right"]["n"] == 1
     assert sub["right"]["metrics"]["lat_f1"]["mean"] == 0.0
     assert "meteor" in mm and not mm["meteor"]["available"]
-    md = (tmp_path / "metrics.md").read_text()
+    md = (tmp_path / "metrics.md").read_text(encoding="utf-8")
     assert "METEOR unavailable: disabled" in md
-    with open(tmp_path / "per_sample.csv") as fh:
+    with open(tmp_path / "per_sample.csv", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     assert [r["group"] for r in table] == ["healthy", "healthy", "left", "right"]
     assert table[2]["healthy_specificity"] == "" and table[0]["meteor"] == ""
@@ -202,6 +202,6 @@ def test_compare_needs_scored_folders(tmp_path, capsys):
 
 
 def test_nan_free_json(scored):
-    text = (scored["out"] / "metrics.json").read_text()
+    text = (scored["out"] / "metrics.json").read_text(encoding="utf-8")
     assert "NaN" not in text and os.path.getsize(scored["out"] / "per_sample.csv") > 0
     assert not math.isnan(json.loads(text)["metrics"]["cider"]["mean"])

@@ -75,4 +75,4 @@ def test_missing_or_wrong_folders_are_checkpoint_errors(tiny_models, tmp_path):
     shutil.copy(tiny_models["vision"] / "config.json", pickled / "config.json")
     with pytest.raises(CheckpointError, match="safetensors"):
         backbones.load_vision_tower(pickled)
-    assert json.loads((tiny_models["vision"] / "config.json").read_text())["architectures"] == ["SiglipModel"]
+    assert json.loads((tiny_models["vision"] / "config.json").read_text(encoding="utf-8"))["architectures"] == ["SiglipModel"]

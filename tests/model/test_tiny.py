@@ -13,8 +13,8 @@ def test_cli_writes_the_same_bytes_as_the_fixture(tiny_models, tmp_path):
         assert names == sorted(p.name for p in theirs.iterdir())
         for name in names:
             assert (ours / name).read_bytes() == (theirs / name).read_bytes(), f"{part}/{name} differs"
-    assert json.loads((tiny_models["vision"] / "config.json").read_text())["architectures"] == ["SiglipModel"]
-    lm_cfg = json.loads((tiny_models["language"] / "config.json").read_text())
+    assert json.loads((tiny_models["vision"] / "config.json").read_text(encoding="utf-8"))["architectures"] == ["SiglipModel"]
+    lm_cfg = json.loads((tiny_models["language"] / "config.json").read_text(encoding="utf-8"))
     assert lm_cfg["architectures"] == ["Gemma3ForConditionalGeneration"]
     assert lm_cfg["vision_config"]["model_type"] == "siglip_vision_model"
 

@@ -42,7 +42,7 @@ def test_manifest_lists_every_subject_with_files_split_and_truth(synth_manifest:
         else:
             assert Path(r.mask).is_file() and r.truth.side in ("left", "right", "bilateral")
             assert set(r.truth.findings) == set(FINDINGS) and r.truth.lobes
-    info = json.loads((synth_manifest.parent / "synth.json").read_text())
+    info = json.loads((synth_manifest.parent / "synth.json").read_text(encoding="utf-8"))
     assert info["seed"] == COHORT_ARGS["seed"] and info["sequences"] == list(COHORT_ARGS["sequences"])
     orientations = {"".join(nib.aff2axcodes(nib.load(r.images["flair"]).affine)) for r in records}
     assert len(orientations) >= 3  # a mix of storage orientations
@@ -121,7 +121,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_cohort(tmp_path: Path) -> Non
     (tmp_path / "keep.txt").write_text("user data")
     with pytest.raises(Brain3DError, match="not a synthetic cohort"):
         make_cohort(tmp_path, 1, 0, progress=False, voxel_mm=6.0)
-    assert (tmp_path / "keep.txt").read_text() == "user data"
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "user data"
     with pytest.raises(Brain3DError, match="sequences"):
         make_cohort(tmp_path / "new", 1, 0, sequences=("dwi",), progress=False)
 

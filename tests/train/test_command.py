@@ -26,7 +26,7 @@ def test_train_command_runs_a_phase_and_writes_logs(tmp_path, train_manifest, ti
     assert not (run / "phase2a").exists()
     rows = read_jsonl(run / "metrics.jsonl")
     assert {r["kind"] for r in rows} == {"step", "epoch"}
-    diag = json.loads((run / "diagnostics" / "phase1.json").read_text())
+    diag = json.loads((run / "diagnostics" / "phase1.json").read_text(encoding="utf-8"))
     for key in ("token_cosine_real_vs_zero", "token_cosine_real_vs_shuffled", "text_changes_zero", "ignores_image"):
         assert key in diag
     assert set(diag["texts"]) == {"real", "zero", "shuffled", "mirrored"}

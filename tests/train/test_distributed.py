@@ -22,7 +22,7 @@ def test_two_process_cpu_run_completes_with_identical_replicas(tmp_path, train_m
            "--vision-model", str(tiny_models["vision"]), "--language-model", str(tiny_models["language"]), "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["world_size"] == 2
     for name in ("1", "2a", "2b"):
         entry = summary["phases"][name]
@@ -32,5 +32,5 @@ def test_two_process_cpu_run_completes_with_identical_replicas(tmp_path, train_m
         assert load_file(str(out / f"phase{name}" / "brain3d.safetensors"))
     # 8 train subjects, batch 4 per process, 2 processes: one step per epoch (a single process would take 2)
     assert summary["phases"]["2a"]["steps"] == 1
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows if r["kind"] == "step")
