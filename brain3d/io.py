@@ -225,12 +225,13 @@ def _select_3d(data: np.ndarray, volume_index: int | None, path: Path) -> np.nda
 
 
 def _validate(data: np.ndarray, path: Path) -> None:
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - finite.sum())
-        raise VolumeError(f"contains {bad} NaN or infinite voxels", path)
-    if float(data.max()) == float(data.min()):
-        raise VolumeError(f"is constant (every voxel is {float(data.min()):g}): an empty scan", path)
+    lo, hi = float(data.min()), float(data.max())  # NaN and ±Inf propagate here: one pass finds both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int(data.size - np.isfinite(data).sum())
+        if bad:
+            raise VolumeError(f"contains {bad} NaN or infinite voxels", path)
+    if hi == lo:
+        raise VolumeError(f"is constant (every voxel is {lo:g}): an empty scan", path)
 
 
 def _guard_size(shape: tuple[int, ...], max_voxels: int, path: Path) -> None:
