@@ -109,9 +109,9 @@ def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
     """Write a model-space array (D, H, W) or (C, D, H, W) as an RAS NIfTI that viewers place correctly."""
     from brain3d.fsutil import atomic_write_bytes
 
-    data = np.asarray(data)
-    if hasattr(data, "detach"):
+    if hasattr(data, "detach"):  # a torch tensor (e.g. an attribution map on the GPU)
         data = data.detach().cpu().numpy()
+    data = np.asarray(data)
     ras, ras_affine = model_to_ras(data.astype(np.float32, copy=False), affine)
     img = nib.Nifti1Image(ras, ras_affine)
     img.set_qform(ras_affine, code=1)

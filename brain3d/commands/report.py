@@ -16,9 +16,7 @@ DEMO_CHECKPOINT = Path("demo_out") / "run" / "phase2b"
 def resolve_checkpoint(checkpoint: Path | None) -> tuple[Path, bool]:
     """The checkpoint to use and whether it is the demo's default; a clear error when there is none."""
     if checkpoint is not None:
-        if not (checkpoint / "config.json").is_file():
-            raise CheckpointError("is not a brain3d checkpoint (no config.json)", checkpoint)
-        return checkpoint, False
+        return checkpoint, False  # load_model checks that it is a checkpoint
     if (DEMO_CHECKPOINT / "config.json").is_file():
         return DEMO_CHECKPOINT, True
     raise CheckpointError(
@@ -71,18 +69,14 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
                series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True) -> dict:
     """Load the model once, report on every scan, write outputs as each finishes; returns counts."""
-    import torch
     from rich.progress import Progress
 
-    from brain3d.eval.evaluate import preprocess_for
-    from brain3d.model.brain3d import Brain3D
+    from brain3d.eval.evaluate import EvaluateOptions, load_model, preprocess_for
     from brain3d.reporting.inputs import discover
     from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
 
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    model = Brain3D.from_pretrained(ckpt, vision_model=vision_model, language_model=language_model, device=dev,
-                                    load_4bit=load_4bit or None)
-    model.eval()
+    model = load_model(ckpt, EvaluateOptions(device=device, vision_model=vision_model, language_model=language_model,
+                                             load_4bit=load_4bit or None))
     seqs = tuple(sequences.split(",")) if sequences else tuple(model.config.sequences)
     if len(seqs) != len(model.config.sequences):
         raise CheckpointError(f"was trained on {len(model.config.sequences)} sequences "

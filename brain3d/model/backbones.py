@@ -87,16 +87,23 @@ def _prefix_of(keys: list[str], suffix: str, folder: Path, what: str, exclude: t
     return hits[0]
 
 
-def vision_config(path: str | Path):
-    """The SigLIP vision config of a SiglipModel, SigLIP-vision or Gemma-3 multimodal folder (no pooling head)."""
-    from transformers import AutoConfig, SiglipVisionConfig
+def _auto_config(path: str | Path, allowed: tuple[str, ...], expected: str):
+    """(folder, model_type, transformers config) of a local folder whose model_type is one of `allowed`."""
+    from transformers import AutoConfig
 
     folder = Path(path)
     model_type = read_model_config(folder).get("model_type")
-    if model_type not in SIGLIP_TYPES:
-        raise CheckpointError(f"model_type {model_type!r} is not a SigLIP or Gemma-3 multimodal model", folder)
+    if model_type not in allowed:
+        raise CheckpointError(f"model_type {model_type!r} is not {expected}", folder)
     with quiet_transformers():
-        cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
+        return folder, model_type, AutoConfig.from_pretrained(folder, local_files_only=True)
+
+
+def vision_config(path: str | Path):
+    """The SigLIP vision config of a SiglipModel, SigLIP-vision or Gemma-3 multimodal folder (no pooling head)."""
+    from transformers import SiglipVisionConfig
+
+    folder, _, cfg = _auto_config(path, SIGLIP_TYPES, "a SigLIP or Gemma-3 multimodal model")
     vc = cfg if isinstance(cfg, SiglipVisionConfig) else cfg.vision_config
     if not isinstance(vc, SiglipVisionConfig):
         raise CheckpointError(f"its vision tower is {type(vc).__name__}, not SigLIP", folder)
@@ -106,14 +113,7 @@ def vision_config(path: str | Path):
 
 def text_config(path: str | Path):
     """The Gemma-3 text config of a Gemma-3 multimodal or causal-LM folder."""
-    from transformers import AutoConfig
-
-    folder = Path(path)
-    model_type = read_model_config(folder).get("model_type")
-    if model_type not in GEMMA3_TYPES:
-        raise CheckpointError(f"model_type {model_type!r} is not a Gemma-3 model (gemma3 or gemma3_text)", folder)
-    with quiet_transformers():
-        cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
+    _, model_type, cfg = _auto_config(path, GEMMA3_TYPES, "a Gemma-3 model (gemma3 or gemma3_text)")
     return cfg.text_config if model_type == "gemma3" else cfg
 
 

@@ -36,7 +36,7 @@ def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: in
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     text_model, head = model.model.language_model, model.lm_head
-    params = [p for p in text_model.parameters()] + [p for p in head.parameters() if all(p is not q for q in text_model.parameters())]
+    params = list({id(p): p for p in (*text_model.parameters(), *head.parameters())}.values())  # lm_head is tied
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     eos = tokenizer.eos_token

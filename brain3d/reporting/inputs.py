@@ -77,8 +77,9 @@ def _from_manifest(path: Path, sequences: Sequence[str]) -> list[ScanInput]:
 
 
 def _from_folder(folder: Path, sequences: Sequence[str]) -> list[ScanInput]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES))
-    dicom_dirs = sorted({p.parent for p in folder.rglob("*") if p.is_file() and _looks_dicom(p)})
+    all_files = [p for p in folder.rglob("*") if p.is_file()]
+    files = sorted(p for p in all_files if p.name.lower().endswith(VOLUME_SUFFIXES))
+    dicom_dirs = sorted({p.parent for p in all_files if _looks_dicom(p)})
     grouped: dict[tuple[Path, str], dict[str, Path]] = {}
     loose: list[Path] = []
     pattern = re.compile(r"^(?P<subject>.+)[_-](?P<seq>[A-Za-z0-9]+)$")
