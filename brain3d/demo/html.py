@@ -92,6 +92,11 @@ def _headline_table(h: dict) -> str:
         status = "<span class='ok'>met</span>" if t["met"] else "<span class='miss'>not met</span>"
         rows.append(f"<tr><td>{label}</td><td>{mean}</td><td>{e.get('n', 0)}</td><td>≥ {t['target']:.2f}</td>"
                     f"<td>{status}</td></tr>")
+    c = h.get("path_f1_ext_ceiling") or {}
+    if c.get("mean") is not None:
+        rows.append(f"<tr><td>Pathology F1 (extended) of a perfect writer: a second paraphrase of the true labels"
+                    f"</td><td>{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]</td><td>{c['n']}</td><td>ceiling</td>"
+                    "<td></td></tr>")
     return "".join(rows) + "</table>"
 
 

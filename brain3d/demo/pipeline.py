@@ -130,7 +130,30 @@ def headline(out: Path) -> dict:
     else:
         result["mirror_flip_rate"] = {"mean": None, "lo": None, "hi": None, "n": 0}
     result["targets"] = {k: {"target": t, "met": (result[k]["mean"] or 0) >= t} for k, t in TARGETS.items()}
+    result["path_f1_ext_ceiling"] = paraphrase_ceiling(out / "eval" / "predictions.jsonl")
     return {"headline": result}
+
+
+def paraphrase_ceiling(predictions: Path, seed: int = 1) -> dict:
+    """Pathology F1 (extended) of a perfect writer: for each scored subject, a second report written from its
+    *true* labels with another paraphrase draw, scored against the reference. The synthetic reports name the
+    lesion tumour / mass / lesion at random, so even a writer who knows everything cannot score 1; this is the
+    ceiling the pathology target has to be read against."""
+    from brain3d.eval import clinical, stats
+    from brain3d.eval.scoring import parse_rows
+    from brain3d.fsutil import read_jsonl
+    from brain3d.synth.reports import write_report
+
+    values = []
+    for p in parse_rows(read_jsonl(predictions), predictions):
+        if p.healthy is None or (not p.healthy and p.truth is None):
+            continue
+        paraphrase = write_report(p.truth, p.healthy, p.id, seed)
+        values.append(clinical.sample_f1(p.reference, paraphrase, "extended")["pathology"])
+    if not values:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    iv = stats.bootstrap_ci(values)
+    return {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": len(values)}
 
 
 def _entry(e: dict | None) -> dict:

@@ -100,7 +100,8 @@ def tiny_siglip():
     from transformers import SiglipConfig, SiglipModel
 
     config = SiglipConfig(
-        text_config=dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        # SigLIP compares image and text embeddings directly: both towers share the hidden size (as MedSigLIP)
+        text_config=dict(vocab_size=128, hidden_size=TINY_VISION["hidden_size"], intermediate_size=128, num_hidden_layers=1,
                          num_attention_heads=2, max_position_embeddings=16, bos_token_id=1, eos_token_id=2,
                          pad_token_id=0),
         vision_config=dict(TINY_VISION),
