@@ -9,7 +9,6 @@ The folder keeps its original class and layout, so it loads through the same cod
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from brain3d.fsutil import atomic_dir, atomic_write_json
+from brain3d.model.warmup import mean_of, warm_up
 
 
 def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: int = 300, batch_size: int = 32,
@@ -37,33 +37,21 @@ def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: in
     torch.manual_seed(seed)
     text_model, head = model.model.language_model, model.lm_head
     params = list({id(p): p for p in (*text_model.parameters(), *head.parameters())}.values())  # lm_head is tied
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     eos = tokenizer.eos_token
     texts = [t.strip() + eos for t in corpus]
-    losses: list[float] = []
-    model.train()
-    iterator = range(steps)
-    if progress:
-        from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="tiny LM: report language", leave=False)
-    for _ in iterator:
+    def step_loss() -> torch.Tensor:
         idx = torch.randint(len(texts), (batch_size,), generator=gen).tolist()
         enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=256)
         hidden = text_model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state  # (B, T, d)
         logits = head(hidden[:, :-1])  # (B, T-1, V)
         target = enc.input_ids[:, 1:].masked_fill(enc.attention_mask[:, 1:] == 0, -100)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+    model.train()
+    losses = warm_up(params, step_loss, steps, lr, 20, "tiny LM: report language", progress)
     model.eval()
-    summary = {"steps": steps, "first_loss": sum(losses[:10]) / max(1, len(losses[:10])),
-               "last_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "corpus": len(texts)}
+    summary = {"steps": steps, "first_loss": mean_of(losses), "last_loss": mean_of(losses, last=True), "corpus": len(texts)}
     with quiet_transformers(), atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -15,7 +15,6 @@ The folder keeps its class and layout, so it loads through the same code path as
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from brain3d.fsutil import atomic_dir, atomic_write_json
+from brain3d.model.warmup import mean_of, warm_up
 
 # caption slots and their words; ids are positions in CAPTION_WORDS offset past SigLIP's pad/bos/eos (0/1/2)
 PRESENCE = ("normal", "lesion")
@@ -164,20 +164,11 @@ def pretrain_vision_model(folder: str | Path, cfg: VisionWarmup = VisionWarmup()
     gen = torch.Generator().manual_seed(cfg.seed)
     probe = torch.nn.Linear(model.config.vision_config.hidden_size, 1)
     params = [p for p in model.parameters() if p.requires_grad] + list(probe.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    warm = max(1, cfg.steps // 15)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     weights = _balanced_weights(data.captions)
     pos_weight = torch.tensor(cfg.patch_pos_weight)
-    losses: list[float] = []
-    model.train()
-    iterator = range(cfg.steps)
-    if progress:
-        from tqdm import tqdm
+    patch = model.config.vision_config.patch_size
 
-        iterator = tqdm(iterator, desc="tiny vision: phantom-slice warm-up", leave=False)
-    for _ in iterator:
+    def step_loss() -> torch.Tensor:
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
         images, captions, masks = data.images[idx], data.captions[idx], data.masks[idx]  # (B, H, W), (B, 4), (B, H, W)
         flip = torch.rand(cfg.batch_size, generator=gen) < 0.5
@@ -188,16 +179,14 @@ def pretrain_vision_model(folder: str | Path, cfg: VisionWarmup = VisionWarmup()
         same = (captions[:, None, :] == captions[None, :, :]).all(-1)  # (B, B)
         loss = sigmoid_loss(out.pooler_output, embed_captions(model, captions), model.logit_scale, model.logit_bias, same)
         patch_logits = probe(out.last_hidden_state)[..., 0]  # (B, P)
-        loss = loss + cfg.patch_weight * F.binary_cross_entropy_with_logits(
-            patch_logits, patch_fractions(masks, model.config.vision_config.patch_size), pos_weight=pos_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+        return loss + cfg.patch_weight * F.binary_cross_entropy_with_logits(
+            patch_logits, patch_fractions(masks, patch), pos_weight=pos_weight)
+
+    model.train()
+    losses = warm_up(params, step_loss, cfg.steps, cfg.lr, max(1, cfg.steps // 15),
+                     "tiny vision: phantom-slice warm-up", progress)
     model.eval()
-    summary = {"steps": cfg.steps, "first_loss": float(np.mean(losses[:10])), "last_loss": float(np.mean(losses[-10:])),
+    summary = {"steps": cfg.steps, "first_loss": mean_of(losses), "last_loss": mean_of(losses, last=True),
                "slices": int(len(data.images)), "held_out_slices": int(len(held.images)),
                "held_out_caption_accuracy": caption_accuracy(model, held), **patch_detection(model, probe, held),
                "config": asdict(cfg)}
