@@ -118,38 +118,41 @@ TARGETS = {"lat_f1_truth": 0.90, "mirror_flip_rate": 0.90, "path_f1_ext": 0.90, 
 
 def headline(out: Path) -> dict:
     """The four numbers the demo is judged by, each with its 95% CI, read from the evaluation outputs."""
-    from brain3d.eval import stats
+    from brain3d.fsutil import read_jsonl
 
     metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
     m = metrics["metrics"]
     result = {k: _entry(m.get(k)) for k in ("lat_f1_truth", "path_f1_ext", "healthy_specificity", "side_acc_truth")}
-    flips = _mirror_indicators(out / "eval" / "predictions.jsonl")
-    if flips:
-        iv = stats.bootstrap_ci(flips)
-        result["mirror_flip_rate"] = {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": len(flips)}
-    else:
-        result["mirror_flip_rate"] = {"mean": None, "lo": None, "hi": None, "n": 0}
+    predictions = out / "eval" / "predictions.jsonl"
+    rows = read_jsonl(predictions)
+    result["mirror_flip_rate"] = _interval(_mirror_indicators(rows))
     result["targets"] = {k: {"target": t, "met": (result[k]["mean"] or 0) >= t} for k, t in TARGETS.items()}
-    result["path_f1_ext_ceiling"] = paraphrase_ceiling(out / "eval" / "predictions.jsonl")
+    result["path_f1_ext_ceiling"] = _interval(paraphrase_ceiling(rows, predictions))
     return {"headline": result}
 
 
-def paraphrase_ceiling(predictions: Path, seed: int = 1) -> dict:
-    """Pathology F1 (extended) of a perfect writer: for each scored subject, a second report written from its
-    *true* labels with another paraphrase draw, scored against the reference. The synthetic reports name the
-    lesion tumour / mass / lesion at random, so even a writer who knows everything cannot score 1; this is the
-    ceiling the pathology target has to be read against."""
-    from brain3d.eval import clinical, stats
+def paraphrase_ceiling(rows: list[dict], source: Path | None = None, seed: int = 1) -> list[float]:
+    """Per-subject pathology F1 (extended) of a perfect writer: for each scored subject, a second report written
+    from its *true* labels with another paraphrase draw, scored against the reference. The synthetic reports
+    name the lesion tumour / mass / lesion at random, so even a writer who knows everything cannot score 1;
+    this is the ceiling the pathology target has to be read against."""
+    from brain3d.eval import clinical
     from brain3d.eval.scoring import parse_rows
-    from brain3d.fsutil import read_jsonl
     from brain3d.synth.reports import write_report
 
     values = []
-    for p in parse_rows(read_jsonl(predictions), predictions):
+    for p in parse_rows(rows, source):
         if p.healthy is None or (not p.healthy and p.truth is None):
             continue
         paraphrase = write_report(p.truth, p.healthy, p.id, seed)
         values.append(clinical.sample_f1(p.reference, paraphrase, "extended")["pathology"])
+    return values
+
+
+def _interval(values: list[float]) -> dict:
+    """Mean with its bootstrap 95% CI and n, or all None when there is nothing to average."""
+    from brain3d.eval import stats
+
     if not values:
         return {"mean": None, "lo": None, "hi": None, "n": 0}
     iv = stats.bootstrap_ci(values)
@@ -162,14 +165,13 @@ def _entry(e: dict | None) -> dict:
     return {"mean": e["mean"], "lo": e["lo"], "hi": e["hi"], "n": e.get("n", 0)}
 
 
-def _mirror_indicators(predictions: Path) -> list[float]:
+def _mirror_indicators(rows: list[dict]) -> list[float]:
     """1/0 per lateralised subject: did the mirrored scan's report name the opposite side?"""
     from brain3d.eval.clinical import side_of
     from brain3d.eval.diagnostics import mirrored_side
-    from brain3d.fsutil import read_jsonl
 
     out = []
-    for row in read_jsonl(predictions):
+    for row in rows:
         side = side_of(row.get("generated", ""))
         if side in ("left", "right") and row.get("generated_mirror") is not None:
             out.append(float(side_of(row["generated_mirror"]) == mirrored_side(side)))
