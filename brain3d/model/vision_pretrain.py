@@ -64,9 +64,11 @@ class SliceSet:
 
 def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
     """Render `cfg.subjects` phantoms (sides cycle left, right, bilateral, healthy) with seed `cfg.seed`,
-    bring each into model space through the orientation helper, and cut captioned axial slices."""
-    from brain3d.orientation import to_model_axes
-    from brain3d.preprocess import resize, scale_percentiles
+    bring each into model space through the orientation helper and the model's own preprocessing (p1/p99,
+    trilinear resize), and cut captioned axial slices."""
+    from brain3d.io import Volume
+    from brain3d.orientation import orientation_codes, spacing_of, to_model_axes
+    from brain3d.preprocess import PreprocessConfig, preprocess_volume
     from brain3d.synth.anatomy import load_atlas
     from brain3d.synth.phantom import render, sample_subject
 
@@ -81,9 +83,10 @@ def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
     for i in iterator:
         spec = sample_subject(cfg.seed, i, sides[i % len(sides)], atlas, cfg.voxel_mm)
         rendered = render(spec, atlas, ("flair",))
-        data, _ = to_model_axes(rendered.images["flair"].astype(np.float32), rendered.affine)  # (D, H, W)
+        data, affine = to_model_axes(rendered.images["flair"].astype(np.float32), rendered.affine)  # (D, H, W)
         labels, _ = to_model_axes(rendered.labels, rendered.affine)
-        vol = resize(torch.from_numpy(scale_percentiles(data))[None], cfg.image_size)[0].clamp_(0, 1)  # (D, H, W)
+        scan = Volume(data, affine, spacing_of(affine), orientation_codes(rendered.affine), spec.subject_id, ("flair",))
+        vol = preprocess_volume(scan, PreprocessConfig(size=cfg.image_size)).tensor[0]  # (D, H, W) in [0, 1]
         lesion = _resize_mask(labels > 0, cfg.image_size)
         core = _resize_mask(labels == BRATS_NECROSIS, cfg.image_size)
         k = cfg.kernel_depth
@@ -188,8 +191,7 @@ def pretrain_vision_model(folder: str | Path, cfg: VisionWarmup = VisionWarmup()
     model.eval()
     summary = {"steps": cfg.steps, "first_loss": mean_of(losses), "last_loss": mean_of(losses, last=True),
                "slices": int(len(data.images)), "held_out_slices": int(len(held.images)),
-               "held_out_caption_accuracy": caption_accuracy(model, held), **patch_detection(model, probe, held),
-               "config": asdict(cfg)}
+               **held_out_measures(model, probe, held), "config": asdict(cfg)}
     with quiet_transformers(), atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "brain3d_pretraining.json", summary)
@@ -202,13 +204,20 @@ def patch_fractions(masks: torch.Tensor, patch: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def patch_detection(model, probe: torch.nn.Module, data: SliceSet, threshold: float = 0.3) -> dict:
-    """Held-out patch recall (patches >= `threshold` lesion) and false-positive rate (lesion-free patches)."""
-    tokens = _vision(model, data.images).last_hidden_state  # (N, P, d)
-    hit = probe(tokens)[..., 0] > 0  # (N, P)
+def held_out_measures(model, probe: torch.nn.Module, data: SliceSet, threshold: float = 0.3) -> dict:
+    """One pass of the tower over held-out slices gives: caption accuracy (the best-scoring caption, among the
+    distinct captions present, is the slice's own), patch recall (patches >= `threshold` lesion) and patch
+    false-positive rate (lesion-free patches) of the probe."""
+    model.eval()
+    out = _vision(model, data.images)
+    distinct, inverse = torch.unique(data.captions, dim=0, return_inverse=True)
+    txt = embed_captions(model, distinct)  # (C, d)
+    scores = F.normalize(out.pooler_output, dim=-1) @ F.normalize(txt, dim=-1).T  # (N, C)
+    hit = probe(out.last_hidden_state)[..., 0] > 0  # (N, P)
     frac = patch_fractions(data.masks, model.config.vision_config.patch_size)
     lesion, clean = frac >= threshold, frac == 0
-    return {"held_out_patch_recall": float(hit[lesion].float().mean()) if bool(lesion.any()) else float("nan"),
+    return {"held_out_caption_accuracy": float((scores.argmax(1) == inverse).float().mean()),
+            "held_out_patch_recall": float(hit[lesion].float().mean()) if bool(lesion.any()) else float("nan"),
             "held_out_patch_fpr": float(hit[clean].float().mean())}
 
 
@@ -217,11 +226,6 @@ def _vision(model, images: torch.Tensor):
     exactly as the inflated 3D stem normalises a volume."""
     pixels = ((images - 0.5) / 0.5)[:, None].expand(-1, 3, -1, -1)  # (B, 3, H, W)
     return model.vision_model(pixel_values=pixels, interpolate_pos_encoding=True)
-
-
-def embed_images(model, images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) grey slices in [0, 1] -> (B, d) pooled image embeddings."""
-    return _vision(model, images).pooler_output
 
 
 def embed_captions(model, captions: torch.Tensor) -> torch.Tensor:
@@ -234,13 +238,3 @@ def _balanced_weights(captions: torch.Tensor) -> torch.Tensor:
     """Sampling weights giving every distinct caption the same total mass (lesion slices are the minority)."""
     _, inverse, counts = torch.unique(captions, dim=0, return_inverse=True, return_counts=True)
     return 1.0 / counts[inverse].double()
-
-
-@torch.no_grad()
-def caption_accuracy(model, data: SliceSet) -> float:
-    """Share of slices whose best-scoring caption, among the distinct captions present, is their own."""
-    model.eval()
-    distinct, inverse = torch.unique(data.captions, dim=0, return_inverse=True)
-    img, txt = embed_images(model, data.images), embed_captions(model, distinct)  # (N, d), (C, d)
-    scores = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T  # (N, C)
-    return float((scores.argmax(1) == inverse).float().mean())
