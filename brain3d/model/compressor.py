@@ -4,8 +4,11 @@
   (d, h, w) order are pooled, so each of the K tokens covers whole rows that span both hemispheres.
 * grid_pool (default): 3D adaptive average pooling to a (gd, gh, gw) grid with gd*gh*gw = K, keeping the
   layout: with gw >= 2, the patient's left (low W) and right land in different tokens.
+* grid_attn: the same cells as grid_pool, but each cell is a softmax-weighted mean of its tokens, with a
+  learned linear score per token. Scores start at zero, so it starts as grid_pool exactly; training can
+  then weight up the few tokens a small lesion covers instead of averaging them among the whole cell.
 * perceiver: K learned queries cross-attend (2 layers) to the tokens, which carry a fixed 3D sin/cos code.
-Output token order for grid_pool is row-major over (gd, gh, gw).
+Output token order for grid_pool and grid_attn is row-major over (gd, gh, gw).
 """
 
 from __future__ import annotations
@@ -56,6 +59,47 @@ class GridPool(nn.Module):
         return pooled.flatten(2).transpose(1, 2)  # (B, K, dv)
 
 
+def adaptive_cells(grid: tuple[int, int, int], pool_grid: tuple[int, int, int]) -> torch.Tensor:
+    """(K, N) bool: which of the N grid tokens each of the K cells holds, cut exactly like adaptive_avg_pool3d
+    (cell i of g along an axis of n covers [floor(i n / g), ceil((i + 1) n / g)), so cells may overlap)."""
+    axes = []
+    for n, g in zip(grid, pool_grid):
+        idx = torch.arange(n)
+        lo = torch.tensor([(i * n) // g for i in range(g)])
+        hi = torch.tensor([-((-(i + 1) * n) // g) for i in range(g)])
+        axes.append((idx[None, :] >= lo[:, None]) & (idx[None, :] < hi[:, None]))  # (g, n)
+    d, h, w = axes
+    cells = d[:, None, None, :, None, None] & h[None, :, None, None, :, None] & w[None, None, :, None, None, :]
+    return cells.reshape(int(torch.tensor(pool_grid).prod()), int(torch.tensor(grid).prod()))  # (K, N)
+
+
+class GridAttnPool(nn.Module):
+    """grid_pool's cells, each pooled with softmax weights from a learned per-token score (zero-init: a mean)."""
+
+    def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        self.pool_grid = tuple(pool_grid) if pool_grid is not None else default_pool_grid(num_tokens)
+        self.num_tokens = num_tokens
+        self.norm = nn.LayerNorm(dim)
+        self.score = nn.Linear(dim, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        self._cells: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def cells(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+        key = tuple(grid)
+        if key not in self._cells:
+            self._cells[key] = adaptive_cells(key, self.pool_grid)
+        return self._cells[key].to(device)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        s = self.score(self.norm(x)).squeeze(-1)  # (B, N)
+        member = self.cells(grid, x.device)  # (K, N)
+        logits = s[:, None, :].masked_fill(~member, float("-inf"))  # (B, K, N)
+        weights = torch.softmax(logits, dim=-1).to(x.dtype)
+        return weights @ x  # (B, K, dv)
+
+
 class PerceiverLayer(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -95,6 +139,8 @@ def build_compressor(name: str, num_tokens: int, dim: int, pool_grid=None, perce
         return SeqPool(num_tokens)
     if name == "grid_pool":
         return GridPool(num_tokens, pool_grid)
+    if name == "grid_attn":
+        return GridAttnPool(num_tokens, dim, pool_grid)
     if name == "perceiver":
         return Perceiver(num_tokens, dim, perceiver_layers)
-    raise ConfigError(f"compressor {name!r} is not one of grid_pool, seq_pool, perceiver")
+    raise ConfigError(f"compressor {name!r} is not one of grid_pool, grid_attn, seq_pool, perceiver")

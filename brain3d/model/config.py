@@ -19,7 +19,7 @@ REFERENCE_PROMPT = "Generate a radiology report for this brain MRI FLAIR scan. \
 
 INFLATE_INITS = ("mean", "center")
 POS_EMBEDS = ("pretrained", "reference")
-COMPRESSORS = ("grid_pool", "seq_pool", "perceiver")
+COMPRESSORS = ("grid_pool", "grid_attn", "seq_pool", "perceiver")
 PROMPT_FORMATS = ("reference", "chat")
 SOFT_TOKEN_SCALES = ("text_rms", "none")
 FEATURE_NORMS = ("running", "none")
@@ -59,7 +59,8 @@ class Brain3DConfig:
     inflate_init: 'mean' (2D kernel repeated, divided by kernel depth) or 'center' (centre frame only).
     pos_embed: 'pretrained' (2D table resampled + zero-init learnable depth embedding) or 'reference'
         (the reference code's fixed linspace code).
-    compressor: 'grid_pool' (keeps the D x H x W layout), 'seq_pool' (reference), 'perceiver'.
+    compressor: 'grid_pool' (keeps the D x H x W layout), 'grid_attn' (its cells, learned token weights),
+    'seq_pool' (reference), 'perceiver'.
     num_tokens: K visual tokens given to the LM. pool_grid: (gd, gh, gw) for grid_pool, None = derived from K.
     soft_token_scale: 'text_rms' brings every soft token to the RMS of the LM's scaled text embeddings;
         'none' leaves the projector output as is (reference behaviour).

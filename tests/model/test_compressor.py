@@ -1,10 +1,12 @@
-"""Compressors: grid_pool keeps the patient's left and right apart; seq_pool (reference) does not."""
+"""Compressors: grid_pool / grid_attn keep the patient's left and right apart; seq_pool (reference) does not."""
 
 import pytest
 import torch
 
 from brain3d.errors import ConfigError
-from brain3d.model.compressor import GridPool, Perceiver, SeqPool, build_compressor, default_pool_grid
+from brain3d.model.compressor import (
+    GridAttnPool, GridPool, Perceiver, SeqPool, adaptive_cells, build_compressor, default_pool_grid,
+)
 
 GRID = (8, 4, 6)  # (Dp, Hp, Wp); W index 0 = patient's far left
 
@@ -29,8 +31,10 @@ def test_default_pool_grid():
         default_pool_grid(7)
 
 
-def test_grid_pool_change_on_the_left_changes_only_left_tokens():
-    pool = GridPool(8)  # (2, 2, 2)
+@pytest.mark.parametrize("pool", [GridPool(8), GridAttnPool(8, 16)], ids=["grid_pool", "grid_attn"])
+def test_grid_pool_change_on_the_left_changes_only_left_tokens(pool):
+    if isinstance(pool, GridAttnPool):
+        torch.nn.init.normal_(pool.score.weight)  # trained scores must not leak across the midline either
     x = _features()
     a, b = pool(x, GRID), pool(_change_left_half(x), GRID)
     assert a.shape == (2, 8, 16)
@@ -51,6 +55,31 @@ def test_grid_pool_is_the_mean_of_its_cell():
     out = GridPool(8, (2, 2, 2))(x, GRID)
     cell = x.reshape(2, *GRID, 16)[:, :4, :2, :3].mean(dim=(1, 2, 3))
     torch.testing.assert_close(out[:, 0], cell)
+
+
+@pytest.mark.parametrize("grid, pool_grid", [(GRID, (2, 2, 2)), ((5, 7, 3), (2, 4, 4)), ((32, 9, 9), (2, 4, 4))])
+def test_grid_attn_starts_as_grid_pool_and_cells_match_adaptive_pooling(grid, pool_grid):
+    torch.manual_seed(0)
+    x = torch.randn(2, grid[0] * grid[1] * grid[2], 16)
+    torch.testing.assert_close(GridAttnPool(8, 16, pool_grid)(x, grid), GridPool(8, pool_grid)(x, grid))
+    cells = adaptive_cells(grid, pool_grid)
+    assert cells.shape == (pool_grid[0] * pool_grid[1] * pool_grid[2], x.shape[1]) and cells.any(1).all()
+
+
+def test_grid_attn_learns_to_pick_the_odd_token_out():
+    """One token per cell carries a marker; learned scores pull each cell towards it, where a mean dilutes it 24-fold."""
+    torch.manual_seed(0)
+    pool = GridAttnPool(8, 16, (2, 2, 2))
+    x = torch.randn(2, 192, 16) * 0.1
+    first = adaptive_cells(GRID, (2, 2, 2)).float().argmax(dim=1)  # (K,) the first token of each cell
+    x[:, first, 0] += 3.0
+    opt = torch.optim.Adam(pool.parameters(), lr=0.05)
+    for _ in range(100):
+        loss = -pool(x, GRID)[..., 0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert pool(x, GRID)[..., 0].mean() > 4 * GridPool(8, (2, 2, 2))(x, GRID)[..., 0].mean()
 
 
 def test_perceiver_shape_gradients_and_position_awareness():
