@@ -49,7 +49,7 @@ FINDINGS = ("edema", "necrosis", "enhancement", "compression")
 _PARITY_PUNCT = str.maketrans({c: " " for c in ".,;!?()"})
 
 # variant word -> canonical keywords it asserts (extended mode)
-_VARIANTS: dict[str, tuple[str, ...]] = {
+VARIANTS: dict[str, tuple[str, ...]] = {
     "left": ("left",), "right": ("right",),
     "bilateral": ("left", "right"), "bilaterally": ("left", "right"),
     "frontal": ("frontal",), "parietal": ("parietal",), "temporal": ("temporal",), "occipital": ("occipital",),
@@ -108,9 +108,10 @@ class Mention:
     negated: bool
 
 
-def _canonical(word: str) -> tuple[str, ...]:
-    if word in _VARIANTS:
-        return _VARIANTS[word]
+def canonical(word: str) -> tuple[str, ...]:
+    """The canonical keywords a lower-case word asserts (extended mode): "bilateral" -> (left, right), "oedema" -> (edema,)."""
+    if word in VARIANTS:
+        return VARIANTS[word]
     m = _COMPOUND.match(word)
     if m:
         prefixes = re.findall(r"fronto|parieto|temporo|occipito", m.group(1))
@@ -130,7 +131,7 @@ def _continues_list(words: list[str], j: int) -> bool:
     """Whether a comma segment starting at words[j] continues a negated list ("no edema, necrosis or ...")."""
     if words[j] in ("or", "nor") and j + 1 < len(words):
         j += 1
-    return bool(_canonical(words[j]))
+    return bool(canonical(words[j]))
 
 
 def _clause_mentions(clause: str, clause_index: int) -> list[Mention]:
@@ -144,7 +145,7 @@ def _clause_mentions(clause: str, clause_index: int) -> list[Mention]:
     # "both hemispheres/sides" asserts both sides
     keywords: list[tuple[int, tuple[str, ...]]] = []
     for i, w in enumerate(words):
-        kws = _canonical(w)
+        kws = canonical(w)
         if w == "both" and i + 1 < len(words) and words[i + 1] in ("hemispheres", "sides"):
             kws = ("left", "right")
         if kws:

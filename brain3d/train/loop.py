@@ -27,7 +27,8 @@ from brain3d.data.dataset import ReportDataset, collate, epoch_batches
 from brain3d.errors import TrainingError
 from brain3d.fsutil import stable_int
 from brain3d.train.features import TextBank
-from brain3d.train.losses import symmetric_info_nce
+from brain3d.train.keywords import keyword_positions, keyword_weights
+from brain3d.train.losses import symmetric_info_nce, weighted_lm_loss
 from brain3d.train.phases import PhaseConfig, select_trainable
 from brain3d.train.schedule import lr_factor, warmup_steps_for
 from brain3d.train.state import load_state, save_state
@@ -79,6 +80,15 @@ class PhaseResult:
         return dict(self.__dict__)
 
 
+def report_loss(model: nn.Module, phase: PhaseConfig, reports: list[str], inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Phase-2 loss of one batch: the LM's own mean loss, or the keyword-weighted one (`phase.keyword_weight`)."""
+    out = model(reports, **inputs)
+    if phase.keyword_weight == 1.0:
+        return out.loss
+    flags = keyword_positions(model.tokenizer, reports, model.config.max_report_tokens)
+    return weighted_lm_loss(out.logits, out.labels, keyword_weights(out.labels, flags, phase.keyword_weight))
+
+
 class PhaseObjective(nn.Module):
     """batch -> scalar loss of one phase. The Brain3D model is a submodule, so DDP sees its parameters."""
 
@@ -98,8 +108,7 @@ class PhaseObjective(nn.Module):
             ids = self.bank.ids(reports)
             bank = self.bank.emb if self.phase.bank else None
             return symmetric_info_nce(v, self.bank.emb[ids], ids, self.phase.temperature, bank)
-        kw = {"volumes": inputs} if self.inputs == "volumes" else {"features": inputs}
-        return self.model(reports, **kw).loss
+        return report_loss(self.model, self.phase, reports, {self.inputs: inputs})
 
 
 @torch.no_grad()
@@ -135,7 +144,7 @@ def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: 
             total, n = 0.0, 0
             for b in items:
                 kw = {data.inputs: b["inputs"].to(dev)}
-                total += float(model(b["report"], **kw).loss) * len(b["report"])
+                total += float(report_loss(model, phase, b["report"], kw)) * len(b["report"])
                 n += len(b["report"])
             return total / n
     finally:

@@ -1,4 +1,5 @@
-"""Phase-1 contrastive loss: symmetric InfoNCE between volume and report embeddings.
+"""Training losses: phase 1's symmetric InfoNCE between volume and report embeddings, and the phase-2
+report loss with clinical keyword tokens weighted up.
 
 Identical reports (two healthy subjects can share one) are not negatives of each other: every column with
 the same text id as the row's report counts as a positive. A batch in which no volume has a negative
@@ -57,3 +58,14 @@ def _multi_positive_ce(logits: torch.Tensor, positive: torch.Tensor) -> torch.Te
     """-log(sum of softmax over the positive columns) per row; (B, C) logits, (B, C) bool mask -> (B,)."""
     pos = logits.masked_fill(~positive, float("-inf"))
     return torch.logsumexp(logits, dim=-1) - torch.logsumexp(pos, dim=-1)
+
+
+def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token loss sum(w * ce) / sum(w), with (B, T) weights aligned with `labels` (0 where ignored).
+
+    logits (B, T, V) and labels (B, T) as the causal LM sees them: position t predicts label t + 1. Weights
+    of 1 on every labelled token give exactly the LM's own mean loss."""
+    target = labels[:, 1:]  # (B, T-1)
+    ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target, ignore_index=-100, reduction="none")  # (B, T-1)
+    w = weights[:, 1:]  # (B, T-1)
+    return (ce * w).sum() / w.sum().clamp_min(1e-8)

@@ -21,7 +21,8 @@ class PhaseConfig(BaseModel):
     """One phase: what trains, on what, with which loss and optimiser settings.
 
     objective 'contrastive': symmetric InfoNCE of volume vs report embeddings (phase 1);
-    'lm': masked next-token loss on report tokens (phases 2A/2B).
+    'lm': masked next-token loss on report tokens (phases 2A/2B); keyword_weight > 1 counts the tokens of
+    clinical keywords (side, lobes, findings, normal; see keywords.py) that many times (1 = the paper's loss).
     inputs 'volumes': the encoder runs every step (it trains); 'features': frozen-encoder features read
     from the on-disk cache (computed once).
     lr: base lr of every group; group_lr: absolute lr for named groups (e.g. stem 1e-4, lora 5e-5).
@@ -45,6 +46,7 @@ class PhaseConfig(BaseModel):
     patience: int | None = Field(5, ge=1)  # epochs without val improvement before stopping; None = never
     temperature: float = Field(0.07, gt=0)  # contrastive only
     bank: bool = True  # contrastive only: contrast each volume against every cached report embedding
+    keyword_weight: float = Field(1.0, ge=1.0)  # lm only: weight of clinical-keyword tokens in the loss
 
     @field_validator("groups")
     @classmethod
