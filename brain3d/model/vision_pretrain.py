@@ -51,6 +51,7 @@ class VisionWarmup:
     kernel_depth: int = 2  # slices are means of this many adjacent model slices (a mean-inflated tubelet)
     voxel_mm: float = 4.0  # phantoms rendered coarser than the cohort: 8x faster, the slices are 64 x 64 anyway
     min_pixels: int = 12  # lesion pixels a half needs to count in a caption; slices with fewer (but some) are left out
+    nonzero: bool = True  # intensity percentiles over the brain, as the tiny training profile scales its scans
 
 
 @dataclass
@@ -86,7 +87,7 @@ def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
         data, affine = to_model_axes(rendered.images["flair"].astype(np.float32), rendered.affine)  # (D, H, W)
         labels, _ = to_model_axes(rendered.labels, rendered.affine)
         scan = Volume(data, affine, spacing_of(affine), orientation_codes(rendered.affine), spec.subject_id, ("flair",))
-        vol = preprocess_volume(scan, PreprocessConfig(size=cfg.image_size)).tensor[0]  # (D, H, W) in [0, 1]
+        vol = preprocess_volume(scan, PreprocessConfig(size=cfg.image_size, nonzero=cfg.nonzero)).tensor[0]  # (D, H, W) in [0, 1]
         lesion = _resize_mask(labels > 0, cfg.image_size)
         core = _resize_mask(labels == BRATS_NECROSIS, cfg.image_size)
         k = cfg.kernel_depth
