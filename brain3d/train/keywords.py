@@ -17,6 +17,7 @@ import re
 
 import torch
 
+from brain3d.errors import ConfigError
 from brain3d.eval.clinical import canonical
 
 EXTRA_KEYWORDS = ("normal", "abnormal", "no", "not", "without")  # negations decide findings too
@@ -32,6 +33,8 @@ def keyword_spans(text: str) -> list[tuple[int, int]]:
 def keyword_positions(tokenizer, reports: list[str], max_tokens: int) -> list[list[bool]]:
     """Per report, one flag per token of `prompt.report_ids` (report tokens, then the end id, truncated to
     `max_tokens`): True where the token overlaps a keyword word. Needs a fast tokenizer (offsets)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"keyword_weight needs a fast tokenizer (character offsets); {type(tokenizer).__name__} is not one")
     enc = tokenizer(list(reports), add_special_tokens=False, return_offsets_mapping=True)
     out = []
     for text, offsets in zip(reports, enc["offset_mapping"]):

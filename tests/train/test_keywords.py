@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
+from brain3d.errors import ConfigError
 from brain3d.model.brain3d import Brain3D
 from brain3d.model.tiny import tiny_config
 from brain3d.train.keywords import keyword_positions, keyword_spans, keyword_weights
@@ -34,6 +35,14 @@ def test_keyword_positions_follow_report_ids_and_cover_split_words(tiny_models):
     flagged = "".join(text[a:b] for (a, b), f in zip(offsets, flags) if f).replace(" ", "")
     assert flagged == "lesionleftfrontoparietalwithoutenhancingNormalventriclesOedematous"
     assert len(keyword_positions(tok, [text], 5)[0]) == 5  # truncated like report_ids
+
+
+def test_keyword_positions_refuse_a_slow_tokenizer():
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(ConfigError, match="fast tokenizer"):
+        keyword_positions(Slow(), ["left"], 8)
 
 
 def test_keyword_weights_place_weights_on_the_report_labels():
