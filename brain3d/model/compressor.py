@@ -13,6 +13,8 @@ Output token order for grid_pool and grid_attn is row-major over (gd, gh, gw).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,7 +72,7 @@ def adaptive_cells(grid: tuple[int, int, int], pool_grid: tuple[int, int, int]) 
         axes.append((idx[None, :] >= lo[:, None]) & (idx[None, :] < hi[:, None]))  # (g, n)
     d, h, w = axes
     cells = d[:, None, None, :, None, None] & h[None, :, None, None, :, None] & w[None, None, :, None, None, :]
-    return cells.reshape(int(torch.tensor(pool_grid).prod()), int(torch.tensor(grid).prod()))  # (K, N)
+    return cells.reshape(math.prod(pool_grid), math.prod(grid))  # (K, N)
 
 
 class GridAttnPool(nn.Module):
@@ -84,13 +86,13 @@ class GridAttnPool(nn.Module):
         self.score = nn.Linear(dim, 1)
         nn.init.zeros_(self.score.weight)
         nn.init.zeros_(self.score.bias)
-        self._cells: dict[tuple[int, int, int], torch.Tensor] = {}
+        self._cells: dict[tuple, torch.Tensor] = {}  # (grid, device) -> (K, N) membership, built once
 
     def cells(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-        key = tuple(grid)
+        key = (tuple(grid), str(device))
         if key not in self._cells:
-            self._cells[key] = adaptive_cells(key, self.pool_grid)
-        return self._cells[key].to(device)
+            self._cells[key] = adaptive_cells(key[0], self.pool_grid).to(device)
+        return self._cells[key]
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         s = self.score(self.norm(x)).squeeze(-1)  # (B, N)

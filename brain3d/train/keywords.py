@@ -6,9 +6,9 @@ that always writes "left" loses almost nothing. Weighting these tokens up makes 
 
 A word is a keyword when the evaluation's extended scorer reads it as one (`eval.clinical.canonical`: every
 variant, e.g. "oedema", "enhancing", "fronto" of "fronto-parietal"), or it is "normal" / "abnormal" or a
-negation ("no", "not", "without"), so the loss weights what the metrics score. Tokens are matched by character offsets, so a keyword that the
-tokenizer splits into pieces is weighted in every piece, and no piece is weighted for being part of some
-other word.
+negation ("no", "not", "without"), so the loss weights what the metrics score. Tokens are matched by
+character offsets, so a keyword that the tokenizer splits into pieces is weighted in every piece, and no
+piece is weighted for being part of some other word.
 """
 
 from __future__ import annotations
