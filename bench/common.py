@@ -42,7 +42,7 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup:
 
 def tiny_models(folder: str | Path) -> dict[str, Path]:
     """The tiny twin's base-model folders under `folder` (written once, reused when already there)."""
-    from brain3d.model.tiny import make_tiny_models
+    from brain3d.twin.tiny import make_tiny_models
 
     folder = Path(folder)
     if (folder / "language" / "config.json").is_file() and (folder / "vision" / "config.json").is_file():

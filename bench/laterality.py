@@ -113,8 +113,8 @@ def base_data(out: Path, demo, reuse: Path | None, progress: bool, log: Callable
         make_cohort(out / "cohort", demo.n_pathological, demo.n_healthy, demo.seed, ("flair",), demo.workers,
                     progress, demo.voxel_mm)
     if not warmed.is_file():
-        from brain3d.model.lm_pretrain import pretrain_language_model
-        from brain3d.model.tiny import make_tiny_models
+        from brain3d.twin.lm_pretrain import pretrain_language_model
+        from brain3d.twin.tiny import make_tiny_models
         from brain3d.synth.reports import report_corpus
 
         log("[laterality] tiny twin + report-language warm-up …")

@@ -39,7 +39,7 @@ def epoch_seconds(trainer: Trainer, model) -> tuple[list[float], dict | None]:
 def run(n_pathological: int = 40, n_healthy: int = 10, epochs: int = 2, threads: int = 1,
         manifest: Path | None = None) -> dict:
     torch.set_num_threads(threads)
-    from brain3d.model.tiny import make_tiny_models
+    from brain3d.twin.tiny import make_tiny_models
     from brain3d.synth.cohort import make_cohort
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny random twin of MedSigLIP / MedGemma, written once per test session:
     {"vision": SiglipModel folder, "language": Gemma3ForConditionalGeneration folder + tokenizer}.
-    Build a model on it with `Brain3D.build(brain3d.model.tiny.tiny_config(tiny_models, **overrides))`."""
-    from brain3d.model.tiny import make_tiny_models
+    Build a model on it with `Brain3D.build(brain3d.twin.tiny.tiny_config(tiny_models, **overrides))`."""
+    from brain3d.twin.tiny import make_tiny_models
 
     return make_tiny_models(tmp_path_factory.mktemp("tiny_models"))

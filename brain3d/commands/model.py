@@ -16,15 +16,15 @@ def register(app: typer.Typer) -> None:
         warm_vision: int = typer.Option(
             0, "--warm-vision", min=0,
             help="Then warm the vision tower up for this many steps on captioned slices of separate phantoms "
-                 "(brain3d.model.vision_pretrain; ~1500 steps take 2 min on one CPU thread). 0: leave it random."),
+                 "(brain3d.twin.vision_pretrain; ~1500 steps take 2 min on one CPU thread). 0: leave it random."),
     ) -> None:
         """Write random-initialised tiny SigLIP and Gemma-3 checkpoints plus an offline-trained tokenizer."""
-        from brain3d.model.tiny import describe, make_tiny_models
+        from brain3d.twin.tiny import describe, make_tiny_models
 
         paths = make_tiny_models(out_dir, seed=seed)
         info = describe(paths)
         if warm_vision:
-            from brain3d.model.vision_pretrain import VisionWarmup, pretrain_vision_model
+            from brain3d.twin.vision_pretrain import VisionWarmup, pretrain_vision_model
 
             summary = pretrain_vision_model(paths["vision"], VisionWarmup(steps=warm_vision, seed=seed), progress=True)
             info["vision"]["warm_up"] = {k: v for k, v in summary.items() if k != "config"}

@@ -49,8 +49,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     from brain3d.eval.evaluate import EvaluateOptions, evaluate_checkpoint
     from brain3d.eval.nlg import NLGOptions
     from brain3d.eval.scoring import ScoreOptions
-    from brain3d.model.lm_pretrain import pretrain_language_model
-    from brain3d.model.tiny import make_tiny_models
+    from brain3d.twin.lm_pretrain import pretrain_language_model
+    from brain3d.twin.tiny import make_tiny_models
     from brain3d.synth.cohort import make_cohort
     from brain3d.synth.reports import report_corpus
     from brain3d.train.config import load_config

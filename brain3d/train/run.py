@@ -267,8 +267,8 @@ def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path |
 def _make_tiny_models(folder: Path, seed: int, progress: bool = False) -> None:
     """The tiny twin plus its text-only report-language warm-up (the role MedGemma's pretraining plays; the
     corpus is random synthetic reports, never the manifest's), as `brain3d demo` builds it."""
-    from brain3d.model.lm_pretrain import pretrain_language_model
-    from brain3d.model.tiny import make_tiny_models
+    from brain3d.twin.lm_pretrain import pretrain_language_model
+    from brain3d.twin.tiny import make_tiny_models
     from brain3d.synth.reports import report_corpus
 
     paths = make_tiny_models(folder, seed=seed)

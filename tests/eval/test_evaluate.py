@@ -31,7 +31,7 @@ def run_dir(tiny_models, tmp_path_factory) -> Path:
     import torch
 
     from brain3d.model.brain3d import Brain3D
-    from brain3d.model.tiny import tiny_config
+    from brain3d.twin.tiny import tiny_config
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("run")

@@ -6,7 +6,7 @@ import torch
 from brain3d.errors import CheckpointError, ConfigError, TrainingError
 from brain3d.model.brain3d import Brain3D, read_checkpoint
 from brain3d.model.encoder3d import SIGLIP_MEAN, SIGLIP_STD
-from brain3d.model.tiny import tiny_config
+from brain3d.twin.tiny import tiny_config
 
 REPORTS = [
     "There is a tumor involving the left frontal lobe. Perilesional edema is observed.",

@@ -44,7 +44,7 @@ def test_projector_standardised_tokens_separate_what_differs():
 
 def test_feature_statistics_are_saved_with_the_checkpoint(tiny_models, tmp_path):
     from brain3d.model.brain3d import Brain3D
-    from brain3d.model.tiny import tiny_config
+    from brain3d.twin.tiny import tiny_config
 
     model = Brain3D.build(tiny_config(tiny_models))
     with torch.no_grad():

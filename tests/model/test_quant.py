@@ -6,7 +6,7 @@ import torch
 pytest.importorskip("bitsandbytes")
 
 from brain3d.model.brain3d import Brain3D  # noqa: E402
-from brain3d.model.tiny import tiny_config  # noqa: E402
+from brain3d.twin.tiny import tiny_config  # noqa: E402
 
 
 def test_4bit_language_model_loads_runs_and_trains_lora_on_cpu(tiny_models):

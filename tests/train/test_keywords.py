@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from brain3d.errors import ConfigError
 from brain3d.model.brain3d import Brain3D
-from brain3d.model.tiny import tiny_config
+from brain3d.twin.tiny import tiny_config
 from brain3d.train.keywords import keyword_positions, keyword_spans, keyword_weights
 from brain3d.train.losses import weighted_lm_loss
 from brain3d.train.phases import PhaseConfig

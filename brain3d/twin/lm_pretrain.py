@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from brain3d.fsutil import atomic_dir, atomic_write_json
-from brain3d.model.warmup import mean_of, warm_up
+from brain3d.twin.warmup import mean_of, warm_up
 
 
 def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: int = 300, batch_size: int = 32,

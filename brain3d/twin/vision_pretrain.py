@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from brain3d.fsutil import atomic_dir, atomic_write_json
-from brain3d.model.warmup import mean_of, warm_up
+from brain3d.twin.warmup import mean_of, warm_up
 
 # caption slots and their words; ids are positions in CAPTION_WORDS offset past SigLIP's pad/bos/eos (0/1/2)
 PRESENCE = ("normal", "lesion")

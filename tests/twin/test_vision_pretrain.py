@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from brain3d.model.vision_pretrain import (
+from brain3d.twin.vision_pretrain import (
     CAPTION_WORDS, VisionWarmup, caption_of, mirror_captions, patch_fractions, phantom_slices, pretrain_vision_model,
     sigmoid_loss,
 )
