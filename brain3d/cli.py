@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "brain3d.commands.train",
     "brain3d.commands.synth",
     "brain3d.commands.demo",
+    "brain3d.commands.baseline",
 ]
 
 app = typer.Typer(
