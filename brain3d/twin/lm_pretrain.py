@@ -55,8 +55,8 @@ def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: in
     with quiet_transformers(), atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        for extra in ("generation_config.json",):
-            if (folder / extra).exists():
-                (tmp / extra).write_bytes((folder / extra).read_bytes())
+        for extra in folder.iterdir():  # generation and processor configs: the folder keeps its layout
+            if extra.is_file() and not (tmp / extra.name).exists():
+                (tmp / extra.name).write_bytes(extra.read_bytes())
         atomic_write_json(tmp / "brain3d_pretraining.json", summary)
     return summary

@@ -23,29 +23,69 @@ SPECIAL_TOKENS = (
     "<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
     "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>",
 )
-# Gemma 3's chat template reduced to what brain3d uses: bos, user/model turns, the generation prompt.
+# Gemma 3's chat template, verbatim: string content for Brain3D's prompt, content lists with images for the
+# 2D-slice baseline (each {"type": "image"} item becomes <start_of_image>, which the processor expands).
 CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
-    "{{ '<start_of_turn>' + role + '\n' + (message['content'] | trim) + '<end_of_turn>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+    "{{ bos_token }}\n"
+    "{%- if messages[0]['role'] == 'system' -%}\n"
+    "    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}\n"
+    "    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n"
+    "{%- else -%}\n"
+    "    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n"
+    "{%- endif -%}\n"
+    "{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n"
+    "    {%- if (message['role'] == 'assistant') -%}\n"
+    "        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set role = message['role'] -%}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n"
+    "        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n"
+    "        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n"
+    "                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n"
+    "                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n"
+    "        {%- endfor -%}\n"
+    "    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<end_of_turn>\\n' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "    {{'<start_of_turn>model\\n'}}\n"
+    "{%- endif -%}\n"
 )
+# Gemma 3's multimodal tokens, named as in MedGemma's tokenizer_config.json (the processor reads them by name).
+IMAGE_TOKENS = dict(boi_token="<start_of_image>", eoi_token="<end_of_image>", image_token="<image_soft_token>")
 
 TINY_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                    patch_size=8, image_size=128)  # a real 16 x 16 position table
 TINY_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32, sliding_window=128,
-                 layer_types=["sliding_attention", "full_attention"], max_position_embeddings=1024)
+                 layer_types=["sliding_attention", "full_attention"],
+                 max_position_embeddings=4096)  # room for the 2D baseline's 64 slices x (16 image tokens + delimiters)
 TINY_GEMMA_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          patch_size=8, image_size=64, vision_use_head=False)
+GEMMA_IMAGE_TOKENS = 16  # per image: the 8 x 8 patch grid average-pooled to 4 x 4 (MedGemma: 256)
 TOKENIZER_CORPUS = 2000
 TOKENIZER_VOCAB = 768
 
 
 def make_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write OUT_DIR/vision (SiglipModel) and OUT_DIR/language (Gemma3ForConditionalGeneration + tokenizer).
+    """Write OUT_DIR/vision (SiglipModel) and OUT_DIR/language (Gemma3ForConditionalGeneration + tokenizer +
+    Gemma3Processor files, as a MedGemma folder has them).
 
     Returns {"vision": path, "language": path}."""
     out = Path(out_dir)
@@ -56,7 +96,7 @@ def make_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
             tiny_siglip().save_pretrained(tmp)
         with _seeded(seed + 1), atomic_dir(paths["language"]) as tmp:
             tiny_gemma3(tokenizer).save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+            tiny_processor(tokenizer).save_pretrained(tmp)  # tokenizer, chat template, image processor
             _write_generation_config(tmp, tokenizer)
     return paths
 
@@ -69,8 +109,9 @@ def tiny_config(paths: dict[str, Path] | dict[str, str], **overrides: Any) -> Br
 
 
 def train_tokenizer(seed: int = 0):
-    """A byte-level BPE tokenizer trained on synthetic reports + the prompt, with Gemma's special tokens and
-    chat template, wrapped as a transformers fast tokenizer (AutoTokenizer loads it from the LM folder)."""
+    """A byte-level BPE tokenizer trained on synthetic reports + the prompt, with Gemma's special tokens (image
+    tokens named as Gemma-3's processor expects) and chat template, wrapped as a transformers fast tokenizer
+    (AutoTokenizer loads it from the LM folder)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -90,7 +131,7 @@ def train_tokenizer(seed: int = 0):
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", additional_special_tokens=list(SPECIAL_TOKENS[5:]),
+        mask_token="<mask>", additional_special_tokens=list(SPECIAL_TOKENS[5:]), **IMAGE_TOKENS,
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -118,11 +159,24 @@ def tiny_gemma3(tokenizer):
         **TINY_TEXT,
     )
     config = Gemma3Config(
-        text_config=text, vision_config=SiglipVisionConfig(**TINY_GEMMA_VISION), mm_tokens_per_image=16,
+        text_config=text, vision_config=SiglipVisionConfig(**TINY_GEMMA_VISION),
+        mm_tokens_per_image=GEMMA_IMAGE_TOKENS,
         boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
     )
     return Gemma3ForConditionalGeneration(config).eval()
+
+
+def tiny_processor(tokenizer):
+    """MedGemma's `Gemma3Processor` at the tiny tower's scale: its image processor (resize to the tower's image
+    size, rescale 1/255, normalise with mean = std = 0.5, no pan-and-scan) and `GEMMA_IMAGE_TOKENS` per image."""
+    from transformers import Gemma3ImageProcessor, Gemma3Processor
+
+    side = TINY_GEMMA_VISION["image_size"]
+    images = Gemma3ImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+                                  do_pan_and_scan=False)
+    return Gemma3Processor(image_processor=images, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
+                           image_seq_length=GEMMA_IMAGE_TOKENS)
 
 
 def _write_generation_config(folder: Path, tokenizer) -> None:

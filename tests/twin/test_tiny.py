@@ -28,3 +28,38 @@ def test_tokenizer_covers_report_text(tiny_models):
     assert ids[0] == tok.bos_token_id and tok.unk_token_id not in ids
     assert tok.decode(ids, skip_special_tokens=True) == text
     assert len(ids) < len(text.split()) * 2  # words, not characters
+
+
+def test_language_folder_has_medgemma_processor(tiny_models):
+    """The language folder loads as MedGemma's does: a Gemma3Processor whose image size and tokens per image
+    match the model's config, and Gemma 3's chat template (images in content lists, Brain3D's text unchanged)."""
+    from transformers import AutoProcessor
+
+    cfg = json.loads((tiny_models["language"] / "config.json").read_text(encoding="utf-8"))
+    proc = AutoProcessor.from_pretrained(tiny_models["language"])
+    assert type(proc).__name__ == "Gemma3Processor"
+    assert proc.image_seq_length == cfg["mm_tokens_per_image"]
+    side = cfg["vision_config"]["image_size"]
+    assert proc.image_processor.size == {"height": side, "width": side}
+    assert proc.tokenizer.image_token_id == cfg["image_token_index"]
+    assert proc.tokenizer.convert_tokens_to_ids(proc.tokenizer.boi_token) == cfg["boi_token_index"]
+    text = proc.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    content = [{"type": "image"}, {"type": "text", "text": "SLICE 1"}, {"type": "text", "text": "Report"}]
+    text = proc.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+    assert text == "<bos><start_of_turn>user\n<start_of_image>SLICE 1Report<end_of_turn>\n<start_of_turn>model\n"
+
+
+def test_language_warm_up_keeps_the_processor_files(tiny_models, tmp_path):
+    import shutil
+
+    from transformers import AutoProcessor
+
+    from brain3d.twin.lm_pretrain import pretrain_language_model
+
+    folder = tmp_path / "language"
+    shutil.copytree(tiny_models["language"], folder)
+    before = {p.name for p in folder.iterdir()}
+    pretrain_language_model(folder, ["No abnormality is seen."] * 4, steps=1, batch_size=2)
+    assert {p.name for p in folder.iterdir()} == before | {"brain3d_pretraining.json"}
+    assert AutoProcessor.from_pretrained(folder).image_seq_length == 16
