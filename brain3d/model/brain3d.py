@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import nn
 
+from brain3d import quiet
 from brain3d.errors import CheckpointError, ConfigError, TrainingError
 from brain3d.fsutil import atomic_dir, atomic_write_json
 from brain3d.model import backbones
@@ -74,7 +75,7 @@ class Brain3D(nn.Module):
             config.compressor, config.num_tokens, self.encoder.dim, config.pool_grid, config.perceiver_layers
         ).to(device)
         embedding = lm.get_input_embeddings()
-        self.projector = Projector(self.encoder.dim, embedding.embedding_dim, config.soft_token_scale,
+        self.projector = Projector(self.compressor.out_dim, embedding.embedding_dim, config.soft_token_scale,
                                    config.feature_norm, self.compressor.num_tokens).to(device)
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
         self.lm = lm
@@ -269,9 +270,8 @@ class Brain3D(nn.Module):
             # a seed makes sampling reproducible without touching the caller's RNG stream; no seed = fresh samples
             devices = [prefix.device.index or 0] if prefix.device.type == "cuda" else []
             rng = torch.random.fork_rng(devices=devices) if seed is not None else contextlib.nullcontext()
-            with rng, warnings.catch_warnings():
-                # penalties apply to the new tokens only (there are no prompt ids): intended, as in the reference
-                warnings.filterwarnings("ignore", message=r"Passing `(repetition_penalty|no_repeat_ngram_size)`")
+            # penalties apply to the new tokens only (there are no prompt ids): intended, as in the reference
+            with rng, quiet.ignoring(r"Passing `(repetition_penalty|no_repeat_ngram_size)`"):
                 if seed is not None:
                     torch.manual_seed(seed)
                 out = self.lm.generate(inputs_embeds=prefix, attention_mask=mask, generation_config=gen)
@@ -396,8 +396,7 @@ class Brain3D(nn.Module):
 @contextlib.contextmanager
 def _quiet_peft() -> Iterator[None]:
     """PEFT 0.21 reads a transformers property deprecated in 5.x; its FutureWarning is not ours to act on."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+    with quiet.ignoring(r".*is_gradient_checkpointing.*", FutureWarning):
         yield
 
 

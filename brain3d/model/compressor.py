@@ -7,8 +7,16 @@
 * grid_attn: the same cells as grid_pool, but each cell is a softmax-weighted mean of its tokens, with a
   learned linear score per token. Scores start at zero, so it starts as grid_pool exactly; training can
   then weight up the few tokens a small lesion covers instead of averaging them among the whole cell.
+* mirror_pool: grid_pool on a grid twice as wide (2K cells), then each cell is paired with its mirror cell
+  across the midsagittal plane (W is patient left->right in brain3d, so the mirror of cell w is gw-1-w). A
+  token is the concatenation of the pair's mean (what is there) and its left-minus-right half-difference
+  (which side): the side sits in the token's *content*, not in which token is bright, so a language model
+  that cannot tell soft tokens apart by position still reads it. It is an invertible linear map of the 2K
+  cells (nothing is lost), and mirroring a scan negates exactly the difference half: flip-equivariant by
+  construction. Tokens are 2 dv wide (`out_dim`).
 * perceiver: K learned queries cross-attend (2 layers) to the tokens, which carry a fixed 3D sin/cos code.
-Output token order for grid_pool and grid_attn is row-major over (gd, gh, gw).
+Output token order for grid_pool, grid_attn and mirror_pool (over its pair grid) is row-major over (gd, gh, gw).
+Every compressor has `out_dim`, the width of its tokens (dv, or 2 dv for mirror_pool).
 """
 
 from __future__ import annotations
@@ -37,9 +45,9 @@ def default_pool_grid(num_tokens: int) -> tuple[int, int, int]:
 class SeqPool(nn.Module):
     """The reference's pooling: adaptive average over the flattened token sequence."""
 
-    def __init__(self, num_tokens: int) -> None:
+    def __init__(self, num_tokens: int, dim: int) -> None:
         super().__init__()
-        self.num_tokens = num_tokens
+        self.num_tokens, self.out_dim = num_tokens, dim
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         pooled = F.adaptive_avg_pool1d(x.transpose(1, 2), self.num_tokens)  # (B, dv, K)
@@ -49,16 +57,43 @@ class SeqPool(nn.Module):
 class GridPool(nn.Module):
     """3D adaptive average pooling that keeps the D x H x W layout."""
 
-    def __init__(self, num_tokens: int, pool_grid: tuple[int, int, int] | None = None) -> None:
+    def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         self.pool_grid = tuple(pool_grid) if pool_grid is not None else default_pool_grid(num_tokens)
-        self.num_tokens = num_tokens
+        self.num_tokens, self.out_dim = num_tokens, dim
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        b, n, dim = x.shape
-        volume = x.transpose(1, 2).reshape(b, dim, *grid)  # (B, dv, Dp, Hp, Wp)
-        pooled = F.adaptive_avg_pool3d(volume, self.pool_grid)  # (B, dv, gd, gh, gw)
-        return pooled.flatten(2).transpose(1, 2)  # (B, K, dv)
+        return grid_cells(x, grid, self.pool_grid).flatten(2).transpose(1, 2)  # (B, K, dv)
+
+
+def grid_cells(x: torch.Tensor, grid: tuple[int, int, int], cells: tuple[int, int, int]) -> torch.Tensor:
+    """(B, N, dv) tokens on `grid` -> (B, dv, gd, gh, gw) adaptive-average cells (layout kept)."""
+    b, _, dim = x.shape
+    volume = x.transpose(1, 2).reshape(b, dim, *grid)  # (B, dv, Dp, Hp, Wp)
+    return F.adaptive_avg_pool3d(volume, cells)  # (B, dv, gd, gh, gw)
+
+
+def default_mirror_grid(num_tokens: int) -> tuple[int, int, int]:
+    """(gd, gh, gw) pair grid of mirror_pool for K tokens: the default grid of 2K cells with its W halved
+    (K=32 -> 4 x 4 x 2 pairs of a 4 x 4 x 4 cell grid; K=8 -> 4 x 2 x 1 pairs of 4 x 2 x 2 cells)."""
+    gd, gh, gw = default_pool_grid(2 * num_tokens)
+    return gd, gh, gw // 2
+
+
+class MirrorPool(nn.Module):
+    """Mirrored cell pairs -> [pair mean, (left - right) / 2] tokens (see the module docstring)."""
+
+    def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        self.pool_grid = tuple(pool_grid) if pool_grid is not None else default_mirror_grid(num_tokens)
+        self.num_tokens, self.out_dim = num_tokens, 2 * dim
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        gd, gh, gw = self.pool_grid
+        cells = grid_cells(x, grid, (gd, gh, 2 * gw))  # (B, dv, gd, gh, 2 gw); W index 0 = patient's far left
+        left, right = cells[..., :gw], cells[..., gw:].flip(-1)  # right[..., w] is the mirror of left[..., w]
+        pairs = torch.cat([(left + right) / 2, (left - right) / 2], dim=1)  # (B, 2 dv, gd, gh, gw)
+        return pairs.flatten(2).transpose(1, 2)  # (B, K, 2 dv)
 
 
 def adaptive_cells(grid: tuple[int, int, int], pool_grid: tuple[int, int, int]) -> torch.Tensor:
@@ -81,7 +116,7 @@ class GridAttnPool(nn.Module):
     def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         self.pool_grid = tuple(pool_grid) if pool_grid is not None else default_pool_grid(num_tokens)
-        self.num_tokens = num_tokens
+        self.num_tokens, self.out_dim = num_tokens, dim
         self.norm = nn.LayerNorm(dim)
         self.score = nn.Linear(dim, 1)
         nn.init.zeros_(self.score.weight)
@@ -121,7 +156,7 @@ class Perceiver(nn.Module):
 
     def __init__(self, num_tokens: int, dim: int, layers: int = 2) -> None:
         super().__init__()
-        self.num_tokens = num_tokens
+        self.num_tokens, self.out_dim = num_tokens, dim
         self.queries = nn.Parameter(torch.randn(num_tokens, dim) * 0.02)  # (K, dv)
         self.norm_kv = nn.LayerNorm(dim)
         heads = next(h for h in (16, 12, 8, 4, 2, 1) if dim % h == 0 and (dim // h >= 32 or h == 1))
@@ -138,11 +173,13 @@ class Perceiver(nn.Module):
 
 def build_compressor(name: str, num_tokens: int, dim: int, pool_grid=None, perceiver_layers: int = 2) -> nn.Module:
     if name == "seq_pool":
-        return SeqPool(num_tokens)
+        return SeqPool(num_tokens, dim)
     if name == "grid_pool":
-        return GridPool(num_tokens, pool_grid)
+        return GridPool(num_tokens, dim, pool_grid)
+    if name == "mirror_pool":
+        return MirrorPool(num_tokens, dim, pool_grid)
     if name == "grid_attn":
         return GridAttnPool(num_tokens, dim, pool_grid)
     if name == "perceiver":
         return Perceiver(num_tokens, dim, perceiver_layers)
-    raise ConfigError(f"compressor {name!r} is not one of grid_pool, grid_attn, seq_pool, perceiver")
+    raise ConfigError(f"compressor {name!r} is not one of grid_pool, grid_attn, mirror_pool, seq_pool, perceiver")

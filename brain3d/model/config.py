@@ -19,7 +19,7 @@ REFERENCE_PROMPT = "Generate a radiology report for this brain MRI FLAIR scan. \
 
 INFLATE_INITS = ("mean", "center")
 POS_EMBEDS = ("pretrained", "reference")
-COMPRESSORS = ("grid_pool", "grid_attn", "seq_pool", "perceiver")
+COMPRESSORS = ("grid_pool", "grid_attn", "mirror_pool", "seq_pool", "perceiver")
 PROMPT_FORMATS = ("reference", "chat")
 SOFT_TOKEN_SCALES = ("text_rms", "none")
 FEATURE_NORMS = ("running", "none")
@@ -60,6 +60,7 @@ class Brain3DConfig:
     pos_embed: 'pretrained' (2D table resampled + zero-init learnable depth embedding) or 'reference'
         (the reference code's fixed linspace code).
     compressor: 'grid_pool' (keeps the D x H x W layout), 'grid_attn' (its cells, learned token weights),
+    'mirror_pool' (mirrored cell pairs: pair mean + left-minus-right difference, side in token content),
     'seq_pool' (reference), 'perceiver'.
     num_tokens: K visual tokens given to the LM. pool_grid: (gd, gh, gw) for grid_pool, None = derived from K.
     soft_token_scale: 'text_rms' brings every soft token to the RMS of the LM's scaled text embeddings;
