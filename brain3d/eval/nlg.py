@@ -245,7 +245,10 @@ def _default_layers(folder: Path) -> int | None:
 def _bert_scorer(folder: str, num_layers: int, device: str, batch_size: int):
     from bert_score import BERTScorer
 
-    return BERTScorer(model_type=folder, num_layers=num_layers, device=device, batch_size=batch_size)
+    from brain3d.model.backbones import quiet_transformers
+
+    with quiet_transformers():  # its load report and progress bar are not the user's to act on
+        return BERTScorer(model_type=folder, num_layers=num_layers, device=device, batch_size=batch_size)
 
 
 def bertscore(references: Sequence[str], hypotheses: Sequence[str], model_dir: str | Path | None = None,

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import torch
 
+from brain3d import quiet
 from brain3d.errors import CheckpointError
 
 GEMMA3_TYPES = ("gemma3", "gemma3_text")
@@ -31,8 +32,12 @@ EMBED_KEY = "embed_tokens.weight"
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and config warnings: brain3d checks the loading itself."""
+    """Silence transformers' load reports and config warnings: brain3d checks the loading itself (`-v` shows them)."""
     from transformers.utils import logging as hf_logging
+
+    if quiet.is_verbose():
+        yield
+        return
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -161,6 +166,7 @@ def load_language_model(
     if load_4bit:
         from transformers import BitsAndBytesConfig
 
+        quiet.four_bit_requested(device)
         kwargs["dtype"] = torch.bfloat16
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
