@@ -35,3 +35,7 @@ class ConfigError(Brain3DError):
 
 class TrainingError(Brain3DError):
     """Training cannot proceed as configured (e.g. a contrastive batch without negatives)."""
+
+
+class ExportError(Brain3DError):
+    """A report cannot be written in a hospital format (DICOM SR, FHIR), e.g. a NIfTI input has no DICOM headers."""

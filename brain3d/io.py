@@ -156,9 +156,13 @@ def _read_itk_file(path: Path, volume_index: int | None, max_voxels: int) -> tup
     return _from_sitk(img, volume_index, path)
 
 
-def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+def dicom_series_files(path: str | Path, series_uid: str | None = None) -> tuple[str, list[str]]:
+    """(series UID, its files) of a DICOM folder: the one series there, or `series_uid` among several.
+
+    The reader and the DICOM SR writer both use it, so an SR cites exactly the instances the volume was read from."""
     import SimpleITK as sitk
 
+    path = Path(path)
     reader = sitk.ImageSeriesReader()
     uids = list(reader.GetGDCMSeriesIDs(str(path)))
     if not uids:
@@ -169,9 +173,16 @@ def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> t
         series_uid = uids[0]
     elif series_uid not in uids:
         raise VolumeError(f"has no DICOM series {series_uid} (found: {', '.join(uids)})", path)
-    files = reader.GetGDCMSeriesFileNames(str(path), series_uid)
+    return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
+
+
+def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
+    series_uid, files = dicom_series_files(path, series_uid)
     if len(files) < 2:
         raise VolumeError(f"DICOM series {series_uid} has a single slice, not a 3D volume", path)
+    reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
         img = reader.Execute()

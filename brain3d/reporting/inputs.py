@@ -52,7 +52,7 @@ def discover(inputs: Sequence[str | Path], sequences: Sequence[str] = ("flair",)
         path = Path(text)
         if path.name.endswith(".jsonl"):
             scans += _from_manifest(path, sequences)
-        elif path.is_dir() and _is_dicom_series_folder(path):
+        elif path.is_dir() and is_dicom_series_folder(path):
             scans.append(ScanInput(path.name, [str(path)], str(path), meta={"series_uid": series_uid}))
         elif path.is_dir():
             found = _from_folder(path, sequences)
@@ -102,7 +102,8 @@ def _from_folder(folder: Path, sequences: Sequence[str]) -> list[ScanInput]:
     return scans
 
 
-def _is_dicom_series_folder(path: Path) -> bool:
+def is_dicom_series_folder(path: Path) -> bool:
+    """Whether a folder directly holds DICOM Part 10 files (a series folder, not a folder of folders)."""
     return any(_looks_dicom(p) for p in path.iterdir() if p.is_file())
 
 
@@ -122,6 +123,11 @@ def _stem(path: Path) -> str:
         if name.lower().endswith(suf):
             return name[: -len(suf)]
     return path.stem
+
+
+def safe_name(scan_id: str) -> str:
+    """A scan id as a file name: characters other than letters, digits, '-', '_' and '.' become '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in scan_id)
 
 
 def _unique_ids(scans: list[ScanInput]) -> list[ScanInput]:

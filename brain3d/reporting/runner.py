@@ -16,7 +16,7 @@ from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
 from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from brain3d.preprocess import PreprocessConfig, load_for_model
-from brain3d.reporting.inputs import ScanInput
+from brain3d.reporting.inputs import ScanInput, safe_name
 from brain3d.reporting.schema import Findings, ReportRecord
 
 
@@ -94,11 +94,14 @@ class ReportWriter:
             return set()
         return {r["id"] for r in read_jsonl(self.jsonl) if not r.get("error")}
 
+    def path(self, rec_id: str, suffix: str) -> Path:
+        """Where the output `suffix` (".txt", ".json", ".sr.dcm", ...) of a scan goes."""
+        return self.out_dir / f"{safe_name(rec_id)}{suffix}"
+
     def __call__(self, rec: ReportRecord) -> None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rec.id)
         if rec.error is None:
-            atomic_write_text(self.out_dir / f"{safe}.txt", rec.report.strip() + "\n")
-        atomic_write_json(self.out_dir / f"{safe}.json", rec.model_dump())
+            atomic_write_text(self.path(rec.id, ".txt"), rec.report.strip() + "\n")
+        atomic_write_json(self.path(rec.id, ".json"), rec.model_dump())
         append_jsonl(self.jsonl, rec.model_dump())
 
     def compact(self) -> None:
