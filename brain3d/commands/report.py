@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from brain3d.errors import CheckpointError
+from brain3d.errors import Brain3DError, CheckpointError
 
 DEMO_CHECKPOINT = Path("demo_out") / "run" / "phase2b"
 
@@ -43,6 +43,11 @@ def register(app: typer.Typer) -> None:
                                                                         "and flag reports whose side does not flip."),
         series_uid: Optional[str] = typer.Option(None, "--series-uid", help="DICOM series to read from a folder."),
         max_new_tokens: int = typer.Option(256, help="Longest report, in tokens."),
+        dicom_sr: bool = typer.Option(False, "--dicom-sr", help="Also write <id>.sr.dcm: a DICOM Comprehensive 3D "
+                                                                "SR (TID 1500) in the scan's own study (DICOM "
+                                                                "series inputs only; needs --out)."),
+        fhir: bool = typer.Option(False, "--fhir", help="Also write <id>.fhir.json: a FHIR R4B Bundle with a "
+                                                        "DiagnosticReport and its Observations (needs --out)."),
         schema: bool = typer.Option(False, "--schema", help="Print the JSON schema of a record and exit."),
     ) -> None:
         """Report on scans: one report text and one structured JSON record per scan."""
@@ -53,28 +58,35 @@ def register(app: typer.Typer) -> None:
             return
         if profile not in ("greedy", "paper"):
             raise typer.BadParameter("profile must be greedy or paper")
+        if (dicom_sr or fhir) and out is None:
+            raise typer.BadParameter("--dicom-sr and --fhir write files next to each report's JSON; give --out")
         ckpt, is_demo = resolve_checkpoint(checkpoint)
         if is_demo:
             typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
         summary = run_report(inputs, ckpt, vision_model=vision_model, language_model=language_model, out=out,
                              json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
                              load_4bit=load_4bit, sequences=sequences, mirror_check=mirror_check,
-                             series_uid=series_uid, max_new_tokens=max_new_tokens)
-        if summary["failed"]:
+                             series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir)
+        if summary["failed"] or summary["export_failed"]:
             raise typer.Exit(code=3)
 
 
 def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, out: Path | None = None,
                json_lines: bool = False, profile: str = "greedy", batch_size: int = 4, device: str = "auto",
                load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
-               series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True) -> dict:
+               series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True,
+               dicom_sr: bool = False, fhir: bool = False) -> dict:
     """Load the model once, report on every scan, write outputs as each finishes; returns counts."""
     from rich.progress import Progress
 
     from brain3d.eval.evaluate import EvaluateOptions, load_model, preprocess_for
+    from brain3d.reporting.dicom_source import require_dicom_series
     from brain3d.reporting.inputs import discover
     from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
+    from brain3d.reporting.schema import ReportRecord
 
+    if dicom_sr:  # refuse volume files before the model loads; folders are checked once their scans are known
+        require_dicom_series([i for i in inputs if not Path(str(i)).is_dir()])
     model = load_model(ckpt, EvaluateOptions(device=device, vision_model=vision_model, language_model=language_model,
                                              load_4bit=load_4bit or None))
     seqs = tuple(sequences.split(",")) if sequences else tuple(model.config.sequences)
@@ -82,16 +94,24 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
         raise CheckpointError(f"was trained on {len(model.config.sequences)} sequences "
                               f"({', '.join(model.config.sequences)}), not {len(seqs)}", ckpt)
     scans = discover(inputs, seqs, series_uid=series_uid)
+    if dicom_sr:
+        require_dicom_series([p for s in scans for p in s.paths])
     writer = ReportWriter(out) if out is not None else None
+    exporter = _exporter(out, ckpt, dicom_sr, fhir)
+    counts = {"reported": 0, "failed": 0, "inconsistent": 0, "export_failed": 0}
     if writer is not None:
         done = writer.done_ids()
         if done:
             typer.echo(f"resuming: {len(done)} scans already reported in {out}", err=True)
-            scans = [s for s in scans if s.id not in done]
+        for scan in scans:  # reports written by an earlier run still get the formats asked for now
+            if scan.id in done and exporter is not None and exporter.missing(scan.id):
+                rec = ReportRecord.model_validate_json(writer.path(scan.id, ".json").read_text(encoding="utf-8"))
+                counts["export_failed"] += not _export(exporter, rec, scan)
+        scans = [s for s in scans if s.id not in done]
     opts = ReportOptions(checkpoint=str(ckpt), profile=profile, batch_size=batch_size, mirror_check=mirror_check,
                          max_new_tokens=max_new_tokens)
     pre = preprocess_for(model)
-    counts = {"reported": 0, "failed": 0, "inconsistent": 0}
+    by_id = {s.id: s for s in scans}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("reporting", total=len(scans))
         for rec in generate_records(model, scans, opts, pre, on_record=writer):
@@ -102,6 +122,8 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                            f"({rec.findings.side} → {rec.mirrored_side}); check laterality", err=True)
             if rec.error:
                 typer.echo(f"error: {rec.error}", err=True)
+            elif exporter is not None:
+                counts["export_failed"] += not _export(exporter, rec, by_id[rec.id])
             if json_lines:
                 typer.echo(rec.model_dump_json())
             elif rec.error is None and writer is None:
@@ -110,5 +132,26 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
     if writer is not None:
         writer.compact()
     typer.echo(f"{counts['reported']} reported, {counts['failed']} failed"
-               + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else ""), err=True)
+               + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else "")
+               + (f", {counts['export_failed']} not exported" if counts["export_failed"] else ""), err=True)
     return counts
+
+
+def _exporter(out: Path | None, ckpt: Path, dicom_sr: bool, fhir: bool):
+    """The DICOM SR / FHIR writer for this run, or None when neither format was asked for."""
+    if out is None or not (dicom_sr or fhir):
+        return None
+    from brain3d.reporting.device import device_for
+    from brain3d.reporting.export import Exporter
+
+    return Exporter(out, [f for f, on in (("dicom-sr", dicom_sr), ("fhir", fhir)) if on], device_for(ckpt))
+
+
+def _export(exporter, rec, scan) -> bool:
+    """Write one record's hospital formats; a failure is reported for this scan only and the run goes on."""
+    try:
+        exporter(rec, scan)
+        return True
+    except Brain3DError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return False
