@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from brain3d.eval.nlg import METEOR_BACKENDS, NLGOptions
-from brain3d.eval.scoring import PredictionsError, ScoreOptions
+if TYPE_CHECKING:  # imported where used: a usage error or --help should not wait for torch
+    from brain3d.eval.nlg import NLGOptions
+    from brain3d.eval.scoring import ScoreOptions
 
 
 def read_predictions(path: Path) -> list[dict]:
     """Rows of a predictions JSONL file; a malformed line is a PredictionsError naming the line."""
+    from brain3d.eval.scoring import PredictionsError
+
     if not path.is_file():
         raise PredictionsError("predictions file not found", path)
     rows = []
@@ -31,6 +34,8 @@ def read_predictions(path: Path) -> list[dict]:
 
 def nlg_options(bertscore_model: Optional[Path], bertscore_layers: Optional[int], no_bertscore: bool,
                 no_meteor: bool, meteor_backend: str, device: str) -> NLGOptions:
+    from brain3d.eval.nlg import METEOR_BACKENDS, NLGOptions
+
     if meteor_backend not in METEOR_BACKENDS:
         raise typer.BadParameter(f"expected one of {METEOR_BACKENDS}", param_hint="--meteor-backend")
     return NLGOptions(meteor=not no_meteor, meteor_backend=meteor_backend, bertscore=not no_bertscore,
@@ -63,6 +68,8 @@ GEN_SEED = typer.Option(0, "--seed", help="Sampling seed (paper profile).")
 
 def score_options(system: str, bertscore_model, bertscore_layers, no_bertscore, no_meteor, meteor_backend,
                   n_boot, boot_seed, device) -> ScoreOptions:
+    from brain3d.eval.scoring import ScoreOptions
+
     dev = device
     if device == "auto":
         import torch

@@ -1,4 +1,7 @@
-"""`brain3d inspect` and `brain3d preprocess`: how a user checks that a scan is read the right way round."""
+"""`brain3d inspect` and `brain3d preprocess`: how a user checks that a scan is read the right way round.
+
+The scan readers (torch, nibabel, SimpleITK) are imported inside the commands, so that `--help` and usage
+errors answer at once."""
 
 from __future__ import annotations
 
@@ -6,16 +9,17 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from brain3d.errors import VolumeError
-from brain3d.io import read_volume, write_nifti
-from brain3d.preprocess import PreprocessConfig, load_for_model
 
 
 def inspect_volume(path: Path, series_uid: str | None = None, volume_index: int | None = None) -> dict:
     """Header and intensity facts of a scan, as read into model axes."""
+    import numpy as np
+
+    from brain3d.io import read_volume
+
     vol = read_volume(path, series_uid=series_uid, volume_index=volume_index)
     x = vol.data
     centre_world = (vol.affine @ np.array([*(np.array(vol.shape) - 1) / 2.0, 1.0]))[:3]
@@ -47,6 +51,7 @@ def register(app: typer.Typer) -> None:
         """Show shape, spacing, stored orientation and intensity statistics of a scan."""
         info = inspect_volume(volume, series_uid, volume_index)
         if png is not None:
+            from brain3d.io import read_volume
             from brain3d.viz import save_triplanar_png
 
             vol = read_volume(volume, series_uid=series_uid, volume_index=volume_index)
@@ -77,6 +82,9 @@ def register(app: typer.Typer) -> None:
         volume_index: Optional[int] = typer.Option(None, "--volume-index"),
     ) -> None:
         """Write the model-space volume (what the model sees) as NIfTI, to open in Slicer / ITK-SNAP."""
+        from brain3d.io import write_nifti
+        from brain3d.preprocess import PreprocessConfig, load_for_model
+
         if not out.name.endswith((".nii", ".nii.gz")):
             raise VolumeError("output must end in .nii or .nii.gz", out)
         cfg = PreprocessConfig(size=tuple(size), low=low, high=high, nonzero=nonzero)
