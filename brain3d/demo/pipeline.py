@@ -1,4 +1,5 @@
-"""The demo pipeline: cohort → tiny twin → phases 1/2A/2B → evaluation + ablation → index.html.
+"""The demo pipeline: cohort → tiny twin → phases 1/2A/2B → evaluation + ablation → 2D-slice baseline →
+index.html.
 
 Each step writes into its own folder under OUT and is skipped when its result is already there, so an
 interrupted demo resumes where it stopped (training resumes from its last checkpoint).
@@ -10,9 +11,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from brain3d.fsutil import atomic_write_json
+
+if TYPE_CHECKING:
+    from brain3d.eval.scoring import ScoreOptions
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,10 @@ class DemoConfig:
     n_boot: int = 1000
     meteor: bool = True
     bertscore: bool = True
+    # the 2D-slice baseline on the twin's own multimodal folder: half the paper's 64 slices (prefill ~1,000 instead
+    # of ~1,950 tokens), at the 64 x 64 the twin's image processor resizes every slice to anyway
+    baseline_slices: int = 32
+    baseline_slice_size: int = 64
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -39,12 +47,14 @@ class DemoConfig:
         return cls(n_pathological=24, n_healthy=8, voxel_mm=4.0, lm_pretrain_steps=40, lm_corpus=300,
                    train_overrides=("model.image_size=[16,32,32]", "model.num_tokens=8",
                                     "phases.1.epochs=1", "phases.2a.epochs=1", "phases.2b.epochs=1"),
-                   max_new_tokens=48, n_boot=200, meteor=False, bertscore=False)
+                   max_new_tokens=48, n_boot=200, meteor=False, bertscore=False, baseline_slices=8,
+                   baseline_slice_size=32)
 
 
 def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True,
              log: Callable[[str], None] = print) -> dict:
     """Run every step (skipping finished ones) and return the summary written to OUT/demo.json."""
+    from brain3d.baselines.comparison import slice_baseline_comparison
     from brain3d.eval.ablate import ablate
     from brain3d.eval.evaluate import EvaluateOptions, evaluate_checkpoint
     from brain3d.eval.nlg import NLGOptions
@@ -101,15 +111,37 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     ablate_opts = EvaluateOptions(**{**asdict(opts), "mirror": False, "score": score})
     step("ablation over phases", (out / "ablation" / "ablation.json").exists(),
          lambda: ablate(run_dir, manifest, out / "ablation", ablate_opts))
+    step("2D-slice baseline on the same subjects", (out / "baseline" / "metrics.json").exists(),
+         lambda: slice_baseline(out, models["language"], manifest, cfg, train_cfg.data.nonzero, score, progress))
 
     from brain3d.demo.html import write_index
 
     summary = headline(out)
+    summary["baseline_comparison"] = slice_baseline_comparison(out / "eval", out / "baseline", cfg.n_boot)
     summary.update({"config": asdict(cfg), "timings_s": timings, "out": str(out)})
     atomic_write_json(out / "demo.json", summary)
     write_index(out, summary)
     log(f"[demo] wrote {out / 'index.html'}")
     return summary
+
+
+def slice_baseline(out: Path, language: Path, manifest: Path, cfg: DemoConfig, nonzero: bool,
+                   score: ScoreOptions, progress: bool) -> None:
+    """The 2D-slice baseline on the test split through the twin's own Gemma-3 multimodal folder (its random
+    tiny SigLIP tower, its report-warmed LM; no Brain3D training), scored like the evaluation."""
+    from dataclasses import replace
+
+    from brain3d.baselines.medgemma2d import PREDICTIONS, SYSTEM, SliceBaselineOptions, run_slice_baseline
+    from brain3d.eval.scoring import score_predictions
+    from brain3d.fsutil import read_jsonl
+
+    folder = out / "baseline"
+    run_slice_baseline(language, manifest, folder, SliceBaselineOptions(
+        split="test", slices=cfg.baseline_slices, slice_size=cfg.baseline_slice_size, nonzero=nonzero,
+        batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens, device="cpu", progress=progress))
+    system = f"{SYSTEM} ({cfg.baseline_slices} × {cfg.baseline_slice_size}², tiny twin)"
+    score_predictions(read_jsonl(folder / PREDICTIONS), folder, replace(score, system=system),
+                      source=folder / PREDICTIONS)
 
 
 # the demo's acceptance targets (issue: laterality, mirror test, pathology F1, healthy specificity)

@@ -30,11 +30,16 @@ def test_quick_demo_writes_a_readable_report_and_resumes(tmp_path, capsys):
 
     html = (out / "index.html").read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
-    for section in ("Headline", "paper Table I columns", "Ablation over training phases", "Mirror test", "Subjects"):
+    for section in ("Headline", "paper Table I columns", "Ablation over training phases", "Mirror test", "Subjects",
+                    "Brain3D vs the 2D-slice baseline"):
         assert section in html
+    assert "a wiring check of the comparison, not a claim about MedGemma" in html
+    comparison = summary["baseline_comparison"]
+    assert comparison["paired"]["n_shared"] == metrics["n"]  # the same subjects
+    assert comparison["baseline"]["prefill"]["image"] == 8 * 16 > comparison["brain3d"]["prefill"]["image"] == 8
     assert len(re.findall(r"src='data:image/png;base64,", html)) >= 4  # curves and subjects, embedded
     assert "src='http" not in html  # self-contained
 
     # a second run finds every step done and only rewrites the page
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
-    assert capsys.readouterr().err.count("already done, skipped") == 5
+    assert capsys.readouterr().err.count("already done, skipped") == 6
