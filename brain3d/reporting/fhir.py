@@ -99,7 +99,7 @@ def bundle_findings(bundle: Bundle | dict | str) -> Findings:
         if _is(code, C.FINDING):
             pathology = _is(value, C.LESION)
         elif _is(code, C.LATERALITY):
-            side = next(s for s, c in C.SIDE_CODES.items() if _is(value, c))
+            side = next((s for s, c in C.SIDE_CODES.items() if _is(value, c)), None)
         elif _is(code, C.FINDING_SITE):
             lobes |= {lo for lo, c in C.LOBE_CODES.items() if _is(value, c)}
         else:
