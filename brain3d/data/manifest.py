@@ -7,7 +7,9 @@ Schema (one JSON object per line):
     mask      path | null       (lesion mask, optional)
     report    str               (reference report)
     healthy   bool
-    truth     {side: "left"|"right"|"bilateral"|null, lobes: [str], findings: {name: bool}} | null
+    truth     {side: "left"|"right"|"bilateral"|null, lobes: [str], findings: {name: bool},
+               volumes_ml: {label: float}} | null
+    source    str | null        (where the subject came from: "brats", "healthy", ...; null for phantoms)
 
 This module alone reads, validates and writes manifests and makes splits.
 """
@@ -34,6 +36,7 @@ class Truth(BaseModel):
     side: Side | None = None
     lobes: list[str] = Field(default_factory=list)
     findings: dict[str, bool] = Field(default_factory=dict)
+    volumes_ml: dict[str, float] = Field(default_factory=dict)  # per lesion label, measured on the mask
 
 
 class Record(BaseModel):
@@ -44,6 +47,7 @@ class Record(BaseModel):
     report: str = ""
     healthy: bool = False
     truth: Truth | None = None
+    source: str | None = None
 
     @field_validator("images")
     @classmethod
