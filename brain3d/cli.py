@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "brain3d.commands.synth",
     "brain3d.commands.demo",
     "brain3d.commands.baseline",
+    "brain3d.commands.data",
 ]
 PROG = "brain3d"
 
