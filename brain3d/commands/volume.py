@@ -78,6 +78,8 @@ def register(app: typer.Typer) -> None:
         low: float = typer.Option(1.0, help="Lower percentile mapped to 0."),
         high: float = typer.Option(99.0, help="Upper percentile mapped to 1."),
         nonzero: bool = typer.Option(False, help="Compute percentiles over nonzero voxels only."),
+        scaling: str = typer.Option("percentile", help="Intensity scaling: percentile (low/high -> 0/1) or median "
+                                                        "(the median -> 0.5, clipped)."),
         series_uid: Optional[str] = typer.Option(None, "--series-uid"),
         volume_index: Optional[int] = typer.Option(None, "--volume-index"),
     ) -> None:
@@ -87,7 +89,7 @@ def register(app: typer.Typer) -> None:
 
         if not out.name.endswith((".nii", ".nii.gz")):
             raise VolumeError("output must end in .nii or .nii.gz", out)
-        cfg = PreprocessConfig(size=tuple(size), low=low, high=high, nonzero=nonzero)
+        cfg = PreprocessConfig(size=tuple(size), low=low, high=high, nonzero=nonzero, scaling=scaling)
         mv = load_for_model(volumes, cfg, series_uid=series_uid, volume_index=volume_index)
         data = mv.tensor.numpy()
         write_nifti(data[0] if data.shape[0] == 1 else data, mv.affine, out)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from brain3d.fsutil import atomic_write_json
+from brain3d.twin.pretrained import TwinRecipe
 
 if TYPE_CHECKING:
     from brain3d.eval.scoring import ScoreOptions
@@ -27,8 +28,7 @@ class DemoConfig:
     n_healthy: int = 40
     seed: int = 42
     voxel_mm: float = 2.0
-    lm_pretrain_steps: int = 150
-    lm_corpus: int = 2000
+    twin: TwinRecipe = field(default_factory=TwinRecipe)
     workers: int = 2
     train_overrides: tuple[str, ...] = ()
     eval_batch_size: int = 16
@@ -44,7 +44,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> "DemoConfig":
-        return cls(n_pathological=24, n_healthy=8, voxel_mm=4.0, lm_pretrain_steps=40, lm_corpus=300,
+        return cls(n_pathological=24, n_healthy=8, voxel_mm=4.0, twin=TwinRecipe.quick(),
                    train_overrides=("model.image_size=[16,32,32]", "model.num_tokens=8",
                                     "phases.1.epochs=1", "phases.2a.epochs=1", "phases.2b.epochs=1"),
                    max_new_tokens=48, n_boot=200, meteor=False, bertscore=False, baseline_slices=8,
@@ -59,8 +59,8 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     from brain3d.eval.evaluate import EvaluateOptions, evaluate_checkpoint
     from brain3d.eval.nlg import NLGOptions
     from brain3d.eval.scoring import ScoreOptions
-    from brain3d.twin.lm_pretrain import pretrain_language_model
-    from brain3d.twin.tiny import make_tiny_models
+    from brain3d.twin.pretrained import make_pretrained_twin
+    from brain3d.twin.warmup import DONE
     from brain3d.synth.cohort import make_cohort
     from brain3d.synth.reports import report_corpus
     from brain3d.train.config import load_config
@@ -86,18 +86,17 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
         cfg.voxel_mm))
 
     models = {"vision": out / "models" / "vision", "language": out / "models" / "language"}
-    lm_done = (models["language"] / "brain3d_pretraining.json").exists()
-
-    def build_models() -> None:
-        make_tiny_models(out / "models", seed=cfg.seed)
-        # text only, random truths — never the cohort's own reports, so nothing about a test subject leaks
-        pretrain_language_model(models["language"], report_corpus(cfg.lm_corpus, seed=cfg.seed + 1000),
-                                steps=cfg.lm_pretrain_steps, seed=cfg.seed, progress=progress)
-
-    step("tiny twin + report-language warm-up", lm_done, build_models)
-
     run_dir = out / "run"
     train_cfg = load_config("tiny", overrides=list(cfg.train_overrides))
+    if train_cfg.threads:  # the warm-ups run before training sets it: tiny models are fastest on one thread
+        import torch
+
+        torch.set_num_threads(train_cfg.threads)
+    twin_done = all((models[k] / DONE).exists() for k in models)
+    step("tiny twin + warm-ups (report language and findings prefix; 3D tissue read-out)", twin_done,
+         lambda: make_pretrained_twin(out / "models", cfg.seed, train_cfg.model["image_size"],
+                                      train_cfg.model.get("kernel_depth", 2), train_cfg.model.get("depth_stride", 2),
+                                      cfg.twin, progress))
     train_done = (run_dir / "phase2b" / "config.json").exists()
     step("training phases 1 → 2A → 2B", train_done, lambda: train(
         train_cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress,

@@ -64,7 +64,8 @@ def preprocess_for(model) -> PreprocessConfig:
     defaults = PreprocessConfig()
     return PreprocessConfig(size=tuple(model.config.image_size), low=float(data.get("low", defaults.low)),
                             high=float(data.get("high", defaults.high)),
-                            nonzero=bool(data.get("nonzero", defaults.nonzero)))
+                            nonzero=bool(data.get("nonzero", defaults.nonzero)),
+                            scaling=str(data.get("scaling", defaults.scaling)))
 
 
 def load_model(checkpoint: str | Path, opts: EvaluateOptions):

@@ -31,6 +31,7 @@ class DataConfig(BaseModel):
     low: float = 1.0
     high: float = 99.0
     nonzero: bool = False
+    scaling: Literal["percentile", "median"] = "percentile"  # see brain3d.preprocess.PreprocessConfig
     flip: bool = True  # mirror volume + swap left/right in the report, together
     flip_p: float = Field(0.5, ge=0, le=1)
     in_memory: bool = True  # keep preprocessed volumes / cached features in RAM after the first read
@@ -96,7 +97,8 @@ class TrainConfig(BaseModel):
 
     def preprocess(self) -> PreprocessConfig:
         size = self.brain3d_config("", "").image_size
-        return PreprocessConfig(size=tuple(size), low=self.data.low, high=self.data.high, nonzero=self.data.nonzero)
+        return PreprocessConfig(size=tuple(size), low=self.data.low, high=self.data.high, nonzero=self.data.nonzero,
+                                scaling=self.data.scaling)
 
     def sequences(self) -> list[str]:
         return list(self.brain3d_config("", "").sequences)

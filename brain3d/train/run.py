@@ -35,9 +35,6 @@ from brain3d.train.phases import PHASE_ORDER, parse_phases, phase_dirname
 from brain3d.train.state import read_state_info
 
 
-TINY_LM_STEPS, TINY_LM_CORPUS = 150, 2000  # as the demo's default warm-up
-
-
 class RunPaths:
     """Where everything of a run lives (see the module docstring)."""
 
@@ -256,24 +253,21 @@ def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path |
             raise ConfigError(f"no {what} folder given; pass --{what.replace('_', '-')} DIR or set {what} in the config")
     if TINY in (vision, language):
         tiny_dir = paths.root / "tiny-models"
-        if acc.is_main_process and not (tiny_dir / "language" / "brain3d_pretraining.json").is_file():
-            _make_tiny_models(tiny_dir, config.seed, progress)
+        if acc.is_main_process:
+            _make_tiny_models(tiny_dir, config, progress)
         acc.wait_for_everyone()
         vision = str((tiny_dir / "vision").resolve()) if vision == TINY else vision
         language = str((tiny_dir / "language").resolve()) if language == TINY else language
     return str(Path(vision).resolve()), str(Path(language).resolve())
 
 
-def _make_tiny_models(folder: Path, seed: int, progress: bool = False) -> None:
-    """The tiny twin plus its text-only report-language warm-up (the role MedGemma's pretraining plays; the
-    corpus is random synthetic reports, never the manifest's), as `brain3d demo` builds it."""
-    from brain3d.twin.lm_pretrain import pretrain_language_model
-    from brain3d.twin.tiny import make_tiny_models
-    from brain3d.synth.reports import report_corpus
+def _make_tiny_models(folder: Path, config: TrainConfig, progress: bool = False) -> None:
+    """The warmed-up tiny twin, as `brain3d demo` builds it, on this run's grid (finished folders are kept)."""
+    from brain3d.twin.pretrained import make_pretrained_twin
 
-    paths = make_tiny_models(folder, seed=seed)
-    pretrain_language_model(paths["language"], report_corpus(TINY_LM_CORPUS, seed=seed + 1000),
-                            steps=TINY_LM_STEPS, seed=seed, progress=progress)
+    model = config.brain3d_config("tiny", "tiny")
+    make_pretrained_twin(folder, config.seed, model.image_size, model.kernel_depth, model.depth_stride,
+                         progress=progress)
 
 
 def _check_run_dir(paths: RunPaths, resolved: dict, names: tuple[str, ...], resume: bool) -> None:

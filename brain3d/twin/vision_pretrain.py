@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from brain3d.fsutil import atomic_dir, atomic_write_json
-from brain3d.twin.warmup import mean_of, warm_up
+from brain3d.twin.warmup import DONE, mean_of, warm_up
 
 # caption slots and their words; ids are positions in CAPTION_WORDS offset past SigLIP's pad/bos/eos (0/1/2)
 PRESENCE = ("normal", "lesion")
@@ -51,7 +51,8 @@ class VisionWarmup:
     kernel_depth: int = 2  # slices are means of this many adjacent model slices (a mean-inflated tubelet)
     voxel_mm: float = 4.0  # phantoms rendered coarser than the cohort: 8x faster, the slices are 64 x 64 anyway
     min_pixels: int = 12  # lesion pixels a half needs to count in a caption; slices with fewer (but some) are left out
-    nonzero: bool = True  # intensity percentiles over the brain, as the tiny training profile scales its scans
+    nonzero: bool = True  # intensity statistics over the brain, as the tiny training profile scales its scans
+    scaling: str = "median"  # as the tiny training profile (brain3d.preprocess.PreprocessConfig)
 
 
 @dataclass
@@ -63,10 +64,11 @@ class SliceSet:
     masks: torch.Tensor
 
 
-def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
-    """Render `cfg.subjects` phantoms (sides cycle left, right, bilateral, healthy) with seed `cfg.seed`,
+def phantom_volumes(cfg: VisionWarmup, progress: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    """Render `cfg.subjects` phantoms (sides cycle left, right, bilateral, healthy) with seed `cfg.seed` and
     bring each into model space through the orientation helper and the model's own preprocessing (p1/p99,
-    trilinear resize), and cut captioned axial slices."""
+    trilinear resize): yields ((D, H, W) volume in [0, 1], (D, H, W) BraTS labels on the scan's own grid in
+    model axes)."""
     from brain3d.io import Volume
     from brain3d.orientation import orientation_codes, spacing_of, to_model_axes
     from brain3d.preprocess import PreprocessConfig, preprocess_volume
@@ -75,19 +77,25 @@ def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
 
     atlas = load_atlas(2)
     sides = ("left", "right", "bilateral", None)
-    images, captions, masks = [], [], []
     iterator = range(cfg.subjects)
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="tiny vision: phantom slices", leave=False)
+        iterator = tqdm(iterator, desc="tiny vision: phantoms", leave=False)
     for i in iterator:
         spec = sample_subject(cfg.seed, i, sides[i % len(sides)], atlas, cfg.voxel_mm)
         rendered = render(spec, atlas, ("flair",))
         data, affine = to_model_axes(rendered.images["flair"].astype(np.float32), rendered.affine)  # (D, H, W)
         labels, _ = to_model_axes(rendered.labels, rendered.affine)
         scan = Volume(data, affine, spacing_of(affine), orientation_codes(rendered.affine), spec.subject_id, ("flair",))
-        vol = preprocess_volume(scan, PreprocessConfig(size=cfg.image_size, nonzero=cfg.nonzero)).tensor[0]  # (D, H, W) in [0, 1]
+        yield preprocess_volume(scan, PreprocessConfig(size=cfg.image_size, nonzero=cfg.nonzero, scaling=cfg.scaling)).tensor[0], labels
+
+
+def phantom_slices(cfg: VisionWarmup, progress: bool = False) -> SliceSet:
+    """Captioned axial slices of `phantom_volumes`: the means of `kernel_depth` adjacent model slices (what one
+    tubelet of the mean-inflated stem sees), slices with (almost) no brain left out."""
+    images, captions, masks = [], [], []
+    for vol, labels in phantom_volumes(cfg, progress):
         lesion = _resize_mask(labels > 0, cfg.image_size)
         core = _resize_mask(labels == BRATS_NECROSIS, cfg.image_size)
         k = cfg.kernel_depth
@@ -195,7 +203,7 @@ def pretrain_vision_model(folder: str | Path, cfg: VisionWarmup = VisionWarmup()
                **held_out_measures(model, probe, held), "config": asdict(cfg)}
     with quiet_transformers(), atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
-        atomic_write_json(tmp / "brain3d_pretraining.json", summary)
+        atomic_write_json(tmp / DONE, summary)
     return summary
 
 

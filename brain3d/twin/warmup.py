@@ -8,6 +8,8 @@ from typing import Callable, Sequence
 
 import torch
 
+DONE = "brain3d_pretraining.json"  # each warm-up writes its summary here last: its presence means the folder is finished
+
 
 def warm_up(params: Sequence[torch.nn.Parameter], step_loss: Callable[[], torch.Tensor], steps: int, lr: float,
             warm_steps: int, desc: str, progress: bool = False) -> list[float]:
