@@ -244,8 +244,9 @@ def markdown(result: dict) -> str:
     for source, t in result["sources"].items():
         lines += ["", f"## Source: {source} ({t['subjects']} subjects, {t['healthy']} healthy)", "",
                   "| field | values (count) |", "|---|---|"]
-        for key in ("spacing", "shape", "orientation", "dtype"):
-            lines.append(f"| {key} | {', '.join(f'{k} ({v})' for k, v in t[key].items())} |")
+        for key, label in (("spacing", "spacing mm (D×H×W)"), ("shape", "shape (D×H×W)"),
+                           ("orientation", "stored orientation"), ("dtype", "datatype")):
+            lines.append(f"| {label} | {', '.join(f'{k} ({v})' for k, v in t[key].items())} |")
         i = t["intensity"]
         lines.append(f"| intensity | min {i['min']:g}, median p1 {i['p1_median']:g}, "
                      f"median p99 {i['p99_median']:g}, max {i['max']:g} |")

@@ -10,7 +10,7 @@ a poorly constrained deformable fit can next to a large tumour.
 Both images live in world RAS mm (each voxel grid placed by its own affine); SimpleITK only ever sees
 that one physical space, so no LPS conversion is needed. The metric ignores the lesion (a moving-image
 mask of brain minus dilated lesion) and samples only inside the template's brain. Sampling is seeded and single-threaded, so a rerun gives the same
-transform.
+transform (to floating-point rounding).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def test_cli_writes_json_markdown_and_warns(tmp_path):
     result = json.loads((out / "audit.json").read_text())
     assert result["preprocess"]["size"] == [32, 64, 64] and result["preprocess"]["nonzero"] is True
     md = (out / "audit.md").read_text()
-    assert "## Source: healthy" in md and "## Source: brats" in md and "| orientation |" in md
+    assert "## Source: healthy" in md and "## Source: brats" in md and "| stored orientation |" in md
 
 
 def test_too_few_subjects(tmp_path):
