@@ -3,8 +3,9 @@
 Chosen by Dice on phantoms with a planted skull, scalp and neck (`synth.skull`; 8 subjects, 2 mm, six
 storage orientations, some with 4 mm slices; table in README): deepbet 0.986 on FLAIR and on T1 (min 0.983),
 brainextractor (FSL BET in Python) 0.955 (min 0.912, on 4 mm slices), ANTsPy N4 + affine registration of the
-MNI brain mask 0.845 (0.98 when the registration converges, ~0.70 in 4 of 8 where it does not) — and that
-method is favoured here, since a phantom's anatomy *is* the MNI template under an affine pose.
+MNI brain mask 0.845 (0.98 when the registration converges, ~0.70 in 4 of 8 where it does not; with SyN
+0.761) — although that method is favoured here, since a phantom's anatomy *is* the MNI template under an
+affine pose. ANTsPy also pins numpy < 2.4 and scipy < 1.16, so it cannot join this package's stack.
 deepbet ships its two TorchScript networks inside the wheel (nothing is downloaded):
 a 128³ bounding-box net and a 256³ U-Net, trained on T1w. Loading is safe by construction: each file's
 SHA-256 must match the wheel's, and a TorchScript archive is read by TorchScript's own restricted
