@@ -1,7 +1,7 @@
 """The laterality study: which compressor (and whether flip augmentation) lets the model tell left from right.
 
 Same synthetic cohort, same tiny twin, same training budget as `brain3d demo`; only two settings change:
-the compressor (`seq_pool` = the reference design, `grid_pool`, `grid_attn`, `perceiver`) and left-right flip
+the compressor (`seq_pool` = the reference design, `grid_pool`, `grid_attn`, `mirror_pool`, `perceiver`) and left-right flip
 augmentation (on/off). Each configuration is trained (phases 1 -> 2A -> 2B) and evaluated on the test split
 with the mirror test. Table: laterality F1 against the true side, mirror-test flip rate, anatomy and
 pathology F1 (extended scorer), healthy specificity: mean [95% CI], plus the paired difference in
@@ -31,7 +31,7 @@ from common import set_threads  # noqa: E402
 from brain3d.errors import Brain3DError  # noqa: E402
 from brain3d.fsutil import atomic_write_json, atomic_write_text  # noqa: E402
 
-COMPRESSORS = ("seq_pool", "grid_pool", "grid_attn", "perceiver")
+COMPRESSORS = ("seq_pool", "grid_pool", "grid_attn", "mirror_pool", "perceiver")
 REFERENCE = "seq_pool"
 FLIPS = (True, False)
 # (key, label) of the study's table, in order; mirror_flip_rate comes from the mirror test
@@ -100,9 +100,9 @@ def base_data(out: Path, demo, reuse: Path | None, progress: bool, log: Callable
     root = reuse if reuse is not None else out
     manifest = root / "cohort" / "manifest.jsonl"
     models = {"vision": root / "models" / "vision", "language": root / "models" / "language"}
-    warmed = models["language"] / "brain3d_pretraining.json"
+    warmed = [models[k] / "brain3d_pretraining.json" for k in ("language", "vision")]
     if reuse is not None:
-        missing = [str(p) for p in (manifest, models["vision"] / "config.json", warmed) if not p.is_file()]
+        missing = [str(p) for p in (manifest, *warmed) if not p.is_file()]
         if missing:
             raise Brain3DError(f"is not a finished demo folder (missing {', '.join(missing)})", reuse)
         return manifest, models
@@ -112,15 +112,14 @@ def base_data(out: Path, demo, reuse: Path | None, progress: bool, log: Callable
         log("[laterality] synthetic cohort …")
         make_cohort(out / "cohort", demo.n_pathological, demo.n_healthy, demo.seed, ("flair",), demo.workers,
                     progress, demo.voxel_mm)
-    if not warmed.is_file():
-        from brain3d.twin.lm_pretrain import pretrain_language_model
-        from brain3d.twin.tiny import make_tiny_models
-        from brain3d.synth.reports import report_corpus
+    if not all(p.is_file() for p in warmed):
+        from brain3d.train.config import load_config
+        from brain3d.twin.pretrained import make_pretrained_twin
 
-        log("[laterality] tiny twin + report-language warm-up …")
-        make_tiny_models(out / "models", seed=demo.seed)
-        pretrain_language_model(models["language"], report_corpus(demo.lm_corpus, seed=demo.seed + 1000),
-                                steps=demo.lm_pretrain_steps, seed=demo.seed, progress=progress)
+        log("[laterality] tiny twin + warm-ups …")
+        model = load_config("tiny", overrides=list(demo.train_overrides)).brain3d_config("tiny", "tiny")
+        make_pretrained_twin(out / "models", demo.seed, model.image_size, model.kernel_depth, model.depth_stride,
+                             demo.twin, progress)
     return manifest, models
 
 

@@ -17,11 +17,24 @@ def register(app: typer.Typer) -> None:
             0, "--warm-vision", min=0,
             help="Then warm the vision tower up for this many steps on captioned slices of separate phantoms "
                  "(brain3d.twin.vision_pretrain; ~1500 steps take 2 min on one CPU thread). 0: leave it random."),
+        pretrained: bool = typer.Option(
+            False, "--pretrained",
+            help="Warm both up as the demo and `brain3d train` do (LM: report language + findings prefix; tower: "
+                 "3D tissue read-out on phantom volumes), for the tiny profile's grid. For --seed 42 the shipped "
+                 "weights are loaded (seconds); other seeds are computed (minutes)."),
     ) -> None:
         """Write random-initialised tiny SigLIP and Gemma-3 checkpoints plus an offline-trained tokenizer."""
         from brain3d.twin.tiny import describe, make_tiny_models
 
-        paths = make_tiny_models(out_dir, seed=seed)
+        if pretrained:
+            from brain3d.train.config import load_config
+            from brain3d.twin.pretrained import make_pretrained_twin
+
+            model = load_config("tiny").brain3d_config("tiny", "tiny")
+            paths = make_pretrained_twin(out_dir, seed, model.image_size, model.kernel_depth, model.depth_stride,
+                                         progress=True)
+        else:
+            paths = make_tiny_models(out_dir, seed=seed)
         info = describe(paths)
         if warm_vision:
             from brain3d.twin.vision_pretrain import VisionWarmup, pretrain_vision_model

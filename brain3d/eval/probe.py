@@ -3,7 +3,7 @@
 If a cross-validated logistic regression cannot read the lesion's side (or its presence) from the K compressed
 tokens, no language model downstream can write it; if it can, a failure to write it is the language half's
 (see `brain3d.eval.grounding`). Tokens are read *after* the compressor (and the projector's feature
-standardiser when the model has one), i.e. exactly what the projector sees.
+standardiser when the model has one), i.e. exactly what the projector sees (`Brain3D.compressed`).
 """
 
 from __future__ import annotations
@@ -33,16 +33,6 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> 
 
 
 @torch.no_grad()
-def compressed_tokens(model, features: torch.Tensor) -> torch.Tensor:
-    """(B, N, dv) encoder features -> (B, K, dc) tokens as the projector's MLP receives them."""
-    z = model.compressor(features.to(model.device, torch.float32), model.encoder.grid)  # (B, K, dc)
-    norm = model.projector.feature_norm
-    if norm is not None:
-        z = (z - norm.mean) * torch.rsqrt(norm.var + norm.eps)
-    return z
-
-
-@torch.no_grad()
 def token_probes(model, records: Sequence[Record], features: Callable[[Sequence[Record]], torch.Tensor],
                  batch_size: int = 16, folds: int = 5) -> dict:
     """Cross-validated probe accuracies on the records' compressed tokens: `side` (left vs right, one-sided
@@ -51,7 +41,7 @@ def token_probes(model, records: Sequence[Record], features: Callable[[Sequence[
     was_training = model.training
     model.eval()
     try:
-        rows = [compressed_tokens(model, features(records[i:i + batch_size])).flatten(1).cpu()
+        rows = [model.compressed(features(records[i:i + batch_size])).flatten(1).cpu()
                 for i in range(0, len(records), batch_size)]
     finally:
         model.train(was_training)

@@ -6,6 +6,10 @@ One model object serves all three training phases; which parameters train is sai
   compressor        the perceiver's parameters (empty for the pooling compressors)
   projector, gate   the 2-layer MLP and the scalar gate `vis_scale`
   lora              LoRA adapters inside the language model only (phase 2B, after `add_lora`)
+  findings_head     optional (config.findings_head): a linear read-out of structured findings (FINDING_LABELS)
+                    from the compressed tokens, trained in phase 1 on labels read from each report, so that
+                    phase 1 has a target that tells left from right (report embeddings of a report and its
+                    left/right twin are nearly identical); it never feeds the language model
 The ViT blocks and the LM's own weights never train. Encoder features can be cached and passed as
 `features=` to `forward`, `generate` and `visual_tokens`, so phases 2A/2B need not recompute the frozen ViT.
 """
@@ -35,7 +39,10 @@ CHECKPOINT_FORMAT = "brain3d"
 CHECKPOINT_VERSION = 1
 WEIGHTS_FILE = "brain3d.safetensors"
 ADAPTER_DIR = "adapter"
-GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora")
+GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head")
+# What the optional findings head reads out: the scorer's side, lobe and finding keywords plus "abnormal".
+FINDING_LABELS = ("abnormal", "left", "right", "frontal", "parietal", "temporal", "occipital",
+                  "edema", "necrosis", "enhancement", "compression")
 
 # Decoding profiles. 'paper' = FACTS.md (sampling, temperature 0.1, top-p 0.9, repetition penalty 1.2,
 # no-repeat-ngram 3); top_k=0 so that a checkpoint's own generation_config (MedGemma: top_k=64) does not
@@ -77,6 +84,8 @@ class Brain3D(nn.Module):
         self.projector = Projector(self.compressor.out_dim, embedding.embedding_dim, config.soft_token_scale,
                                    config.feature_norm, self.compressor.num_tokens).to(device)
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
+        self.findings_head = (nn.Linear(self.compressor.out_dim, len(FINDING_LABELS)).to(device)
+                              if config.findings_head else None)
         self.lm = lm
         self.tokenizer = tokenizer
         self.checkpoint_extra: dict = {}  # the `extra` of the checkpoint this model was loaded from
@@ -184,13 +193,24 @@ class Brain3D(nn.Module):
     def visual_tokens(self, features: torch.Tensor) -> torch.Tensor:
         """(B, N, dv) features -> (B, K, dlm) soft tokens: compress, project, scale to the LM's embedding scale,
         gate (see projector.py); returned in the LM's dtype."""
+        return self.projector.project(self.compressed(features)).to(self.lm_dtype)  # (B, K, dlm)
+
+    def compressed(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, N, dv) features -> (B, K, dc) compressed tokens as the projector's MLP reads them (standardised)."""
         if features.dim() != 3 or features.shape[1] != self.encoder.num_tokens:
             raise ConfigError(
                 f"features of shape {tuple(features.shape)} do not match this model's encoder "
                 f"({self.encoder.num_tokens} tokens on grid {self.encoder.grid}); were they cached with another config?"
             )
-        z = self.compressor(features.to(self.device, torch.float32), self.encoder.grid)  # (B, K, dv)
-        return self.projector(z).to(self.lm_dtype)  # (B, K, dlm)
+        z = self.compressor(features.to(self.device, torch.float32), self.encoder.grid)  # (B, K, dc)
+        return self.projector.standardize(z)
+
+    def findings_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Compressed tokens (B, K, dc) -> (B, len(FINDING_LABELS)) logits: one linear read-out shared by every
+        token, averaged over tokens (with mirror_pool, left/right come from the left-minus-right halves)."""
+        if self.findings_head is None:
+            raise ConfigError("this model has no findings head; set findings_head: true in the model config")
+        return self.findings_head(tokens).mean(dim=1)
 
     def volume_embedding(self, features: torch.Tensor) -> torch.Tensor:
         """(B, dlm) mean of the soft tokens (phase 1's volume side, same path as phase 2)."""
@@ -348,6 +368,7 @@ class Brain3D(nn.Module):
             "projector": list(self.projector.fc1.parameters()) + list(self.projector.fc2.parameters()),
             "gate": [self.projector.vis_scale],
             "lora": [p for n, p in self.lm.named_parameters() if "lora_" in n],
+            "findings_head": list(self.findings_head.parameters()) if self.findings_head is not None else [],
         }
 
     def set_trainable(self, groups: Iterable[str]) -> int:

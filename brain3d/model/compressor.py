@@ -14,9 +14,12 @@
   that cannot tell soft tokens apart by position still reads it. It is an invertible linear map of the 2K
   cells (nothing is lost), and mirroring a scan negates exactly the difference half: flip-equivariant by
   construction. Tokens are 2 dv wide (`out_dim`).
+* mirror_attn: mirror_pool over grid_attn's cells (each cell a learned softmax-weighted mean of its tokens,
+  starting as the plain mean): a lesion that covers a few of a cell's tokens need not be averaged away. The
+  score is the same for every token, so mirroring a scan still negates exactly the difference half.
 * perceiver: K learned queries cross-attend (2 layers) to the tokens, which carry a fixed 3D sin/cos code.
-Output token order for grid_pool, grid_attn and mirror_pool (over its pair grid) is row-major over (gd, gh, gw).
-Every compressor has `out_dim`, the width of its tokens (dv, or 2 dv for mirror_pool).
+Output token order for grid_pool, grid_attn and mirror_pool / mirror_attn (over the pair grid) is row-major over (gd, gh, gw).
+Every compressor has `out_dim`, the width of its tokens (dv, or 2 dv for the mirror compressors).
 """
 
 from __future__ import annotations
@@ -81,16 +84,23 @@ def default_mirror_grid(num_tokens: int) -> tuple[int, int, int]:
 
 
 class MirrorPool(nn.Module):
-    """Mirrored cell pairs -> [pair mean, (left - right) / 2] tokens (see the module docstring)."""
+    """Mirrored cell pairs -> [pair mean, (left - right) / 2] tokens (see the module docstring); `attn` pools each
+    cell with learned token weights (grid_attn's cells) instead of a plain mean."""
 
-    def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None) -> None:
+    def __init__(self, num_tokens: int, dim: int, pool_grid: tuple[int, int, int] | None = None,
+                 attn: bool = False) -> None:
         super().__init__()
         self.pool_grid = tuple(pool_grid) if pool_grid is not None else default_mirror_grid(num_tokens)
         self.num_tokens, self.out_dim = num_tokens, 2 * dim
+        gd, gh, gw = self.pool_grid
+        self.cells = GridAttnPool(2 * num_tokens, dim, (gd, gh, 2 * gw)) if attn else None
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         gd, gh, gw = self.pool_grid
-        cells = grid_cells(x, grid, (gd, gh, 2 * gw))  # (B, dv, gd, gh, 2 gw); W index 0 = patient's far left
+        if self.cells is None:
+            cells = grid_cells(x, grid, (gd, gh, 2 * gw))  # (B, dv, gd, gh, 2 gw); W index 0 = patient's far left
+        else:
+            cells = self.cells(x, grid).transpose(1, 2).reshape(x.shape[0], -1, gd, gh, 2 * gw)  # (B, dv, gd, gh, 2 gw)
         left, right = cells[..., :gw], cells[..., gw:].flip(-1)  # right[..., w] is the mirror of left[..., w]
         pairs = torch.cat([(left + right) / 2, (left - right) / 2], dim=1)  # (B, 2 dv, gd, gh, gw)
         return pairs.flatten(2).transpose(1, 2)  # (B, K, 2 dv)
@@ -176,10 +186,10 @@ def build_compressor(name: str, num_tokens: int, dim: int, pool_grid=None, perce
         return SeqPool(num_tokens, dim)
     if name == "grid_pool":
         return GridPool(num_tokens, dim, pool_grid)
-    if name == "mirror_pool":
-        return MirrorPool(num_tokens, dim, pool_grid)
+    if name in ("mirror_pool", "mirror_attn"):
+        return MirrorPool(num_tokens, dim, pool_grid, attn=name == "mirror_attn")
     if name == "grid_attn":
         return GridAttnPool(num_tokens, dim, pool_grid)
     if name == "perceiver":
         return Perceiver(num_tokens, dim, perceiver_layers)
-    raise ConfigError(f"compressor {name!r} is not one of grid_pool, grid_attn, mirror_pool, seq_pool, perceiver")
+    raise ConfigError(f"compressor {name!r} is not one of grid_pool, grid_attn, mirror_pool, mirror_attn, seq_pool, perceiver")

@@ -19,7 +19,7 @@ REFERENCE_PROMPT = "Generate a radiology report for this brain MRI FLAIR scan. \
 
 INFLATE_INITS = ("mean", "center")
 POS_EMBEDS = ("pretrained", "reference")
-COMPRESSORS = ("grid_pool", "grid_attn", "mirror_pool", "seq_pool", "perceiver")
+COMPRESSORS = ("grid_pool", "grid_attn", "mirror_pool", "mirror_attn", "seq_pool", "perceiver")
 PROMPT_FORMATS = ("reference", "chat")
 SOFT_TOKEN_SCALES = ("text_rms", "none")
 FEATURE_NORMS = ("running", "none")
@@ -61,6 +61,7 @@ class Brain3DConfig:
         (the reference code's fixed linspace code).
     compressor: 'grid_pool' (keeps the D x H x W layout), 'grid_attn' (its cells, learned token weights),
     'mirror_pool' (mirrored cell pairs: pair mean + left-minus-right difference, side in token content),
+    'mirror_attn' (the same over grid_attn's learned-weight cells),
     'seq_pool' (reference), 'perceiver'.
     num_tokens: K visual tokens given to the LM. pool_grid: (gd, gh, gw) for grid_pool, None = derived from K.
     soft_token_scale: 'text_rms' brings every soft token to the RMS of the LM's scaled text embeddings;
@@ -71,6 +72,8 @@ class Brain3DConfig:
     max_report_tokens: reports longer than this are truncated for the loss.
     load_4bit: NF4 double-quant 4-bit LM (QLoRA). gradient_checkpointing: activation checkpointing in
         both transformers.  lora: the LoRA recipe applied by `Brain3D.add_lora` (phase 2B); None = default.
+    findings_head: a linear read-out of structured findings from the compressed tokens, trained in phase 1 on
+        labels read from the reports (`phases.1.findings_weight`); it never feeds the language model.
     """
 
     vision_model: str
@@ -94,6 +97,7 @@ class Brain3DConfig:
     load_4bit: bool = False
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None
+    findings_head: bool = False
 
     def __post_init__(self) -> None:
         self.sequences = list(self.sequences)

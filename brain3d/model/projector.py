@@ -76,8 +76,14 @@ class Projector(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if self.feature_norm is not None:
-            tokens = self.feature_norm(tokens)  # (B, K, dv)
+        return self.project(self.standardize(tokens))
+
+    def standardize(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, K, dv) -> (B, K, dv): the running standardiser when there is one (statistics update in training)."""
+        return self.feature_norm(tokens) if self.feature_norm is not None else tokens
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Standardised (B, K, dv) tokens -> (B, K, dlm) soft tokens: MLP, scale, gate."""
         y = self.fc2(self.act(self.fc1(tokens)))  # (B, K, dlm)
         if self.soft_token_scale == "text_rms":
             y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + 1e-6) * self.text_rms

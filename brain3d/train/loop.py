@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from brain3d.data.cache import tensors_digest
@@ -27,6 +28,7 @@ from brain3d.data.dataset import ReportDataset, collate, epoch_batches
 from brain3d.errors import TrainingError
 from brain3d.fsutil import stable_int
 from brain3d.train.features import TextBank
+from brain3d.train.findings import report_labels
 from brain3d.train.keywords import keyword_positions, keyword_weights
 from brain3d.train.losses import symmetric_info_nce, weighted_lm_loss
 from brain3d.train.phases import PhaseConfig, select_trainable
@@ -104,10 +106,16 @@ class PhaseObjective(nn.Module):
     def forward(self, inputs: torch.Tensor, reports: list[str]) -> torch.Tensor:
         if self.phase.objective == "contrastive":
             feats = self.model.encode_volume(inputs) if self.inputs == "volumes" else inputs  # (B, N, dv)
-            v = self.model.volume_embedding(feats)  # (B, dlm)
+            z = self.model.compressed(feats)  # (B, K, dc)
+            v = self.model.projector.project(z).float().mean(dim=1)  # (B, dlm), as volume_embedding
             ids = self.bank.ids(reports)
             bank = self.bank.emb if self.phase.bank else None
-            return symmetric_info_nce(v, self.bank.emb[ids], ids, self.phase.temperature, bank)
+            loss = symmetric_info_nce(v, self.bank.emb[ids], ids, self.phase.temperature, bank)
+            if self.phase.findings_weight > 0:
+                logits = self.model.findings_logits(z)  # (B, L)
+                loss = loss + self.phase.findings_weight * F.binary_cross_entropy_with_logits(
+                    logits.float(), report_labels(reports, logits.device))
+            return loss
         return report_loss(self.model, self.phase, reports, {self.inputs: inputs})
 
 

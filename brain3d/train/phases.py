@@ -14,13 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from brain3d.errors import ConfigError
 
 PHASE_ORDER = ("1", "2a", "2b")
-GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora")
+GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head")
 
 
 class PhaseConfig(BaseModel):
     """One phase: what trains, on what, with which loss and optimiser settings.
 
     objective 'contrastive': symmetric InfoNCE of volume vs report embeddings (phase 1);
+    findings_weight > 0 adds a binary cross-entropy of the model's findings head against the structured findings
+    read from each report (side, lobes, findings, abnormal; `train.findings`), a target that tells left from right.
     'lm': masked next-token loss on report tokens (phases 2A/2B); keyword_weight > 1 counts the tokens of
     clinical keywords (side, lobes, findings, normal; see keywords.py) that many times (1 = the paper's loss).
     inputs 'volumes': the encoder runs every step (it trains); 'features': frozen-encoder features read
@@ -47,6 +49,7 @@ class PhaseConfig(BaseModel):
     temperature: float = Field(0.07, gt=0)  # contrastive only
     bank: bool = True  # contrastive only: contrast each volume against every cached report embedding
     keyword_weight: float = Field(1.0, ge=1.0)  # lm only: weight of clinical-keyword tokens in the loss
+    findings_weight: float = Field(0.0, ge=0.0)  # contrastive only: weight of the findings-head loss (0 = off)
 
     @field_validator("groups")
     @classmethod
@@ -65,7 +68,7 @@ class PhaseConfig(BaseModel):
 # FACTS.md: phase 1 lr 5e-4 with stem x0.2 and gate x2; 2A lr 2e-4, accumulation 8, up to 10 epochs;
 # 2B projector 2e-4, LoRA 5e-5, up to 15 epochs; AdamW wd 0.01; patience 5.
 DEFAULT_PHASES: dict[str, dict] = {
-    "1": dict(groups=["stem", "depth_pos", "compressor", "projector", "gate"], objective="contrastive",
+    "1": dict(groups=["stem", "depth_pos", "compressor", "projector", "gate", "findings_head"], objective="contrastive",
               inputs="volumes", epochs=10, batch_size=16, grad_accum=1, lr=5e-4,
               group_lr={"stem": 1e-4, "gate": 1e-3}),
     "2a": dict(groups=["projector", "gate", "compressor"], objective="lm", inputs="features",

@@ -210,6 +210,25 @@ class Trainer:
                 data.val_bank = TextBank.build(model, val_recs, False, config.eval_batch_size, acc.autocast)
         return data, cache_info
 
+    @torch.no_grad()
+    def token_probe(self, model) -> dict:
+        """Cross-validated linear probes of lesion side and presence on the compressed tokens of the train and
+        validation subjects (`brain3d.eval.probe`): what the vision half hands the language half after this phase."""
+        from brain3d.eval.probe import token_probes
+
+        records = self.train_records + self.val_records
+        was_training = model.training
+        model.eval()
+        try:
+            def features(recs):
+                x = torch.stack([self.volumes.load(r) for r in recs]).to(model.device)  # (b, C, D, H, W)
+                with self.acc.autocast():
+                    return model.encode_volume(x).float()  # (b, N, dv)
+
+            return token_probes(model, records, features, batch_size=self.config.eval_batch_size)
+        finally:
+            model.train(was_training)
+
     def _finish_phase(self, name: str, model, entry: dict) -> dict:
         """Main process: diagnostics, loss curve, then the checkpoint (last, so its existence means 'phase done')."""
         config, paths = self.config, self.paths
@@ -218,9 +237,12 @@ class Trainer:
             rec = (self.val_records or self.train_records)[0]
             diag = image_reliance(model, self.volumes.load(rec), config.diagnostics.max_new_tokens,
                                   seed=stable_int(config.seed, "probe"), autocast=self.acc.autocast)
+            probe = self.token_probe(model)
+            diag["token_probe"] = probe
             atomic_write_json(paths.diagnostics(name), {"phase": name, "subject": rec.id, "reference": rec.report, **diag})
             out["diagnostics"] = str(paths.diagnostics(name))
             out["ignores_image"] = diag["ignores_image"]
+            out["token_probe"] = {k: probe[k]["accuracy"] for k in ("side", "presence")}
         rows = read_jsonl(paths.metrics) if paths.metrics.exists() else []
         out["curve"] = str(save_loss_curve(rows, name, paths.curve(name), title=f"phase {name}"))
         model.save_pretrained(paths.phase(name), extra={

@@ -107,7 +107,7 @@ def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: in
     layout = build_layout(tokenizer, prefix.prompt if prefix else DEFAULT_PROMPT, "reference")
     n_prefixed = round(prefix.share * batch_size) if prefix is not None else 0
     words = [prefix_words(t) for t in corpus] if n_prefixed else []
-    vocab = sorted({w for ws in words for w in ws} | {"normal"})
+    vocab = sorted({w for ws in words for w in ws} | set(READING_WORDS))
 
     def lm_loss(embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         hidden = text_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, T, d)
@@ -161,6 +161,9 @@ def pretrain_language_model(folder: str | Path, corpus: Sequence[str], steps: in
                 (tmp / extra.name).write_bytes(extra.read_bytes())
         atomic_write_json(tmp / DONE, summary)
     return summary
+
+
+READING_WORDS = ("normal", "left", "right", "frontal", "edema", "lesion")  # the held-out reading check's words
 
 
 @torch.no_grad()

@@ -32,27 +32,52 @@ class TwinRecipe:
         return cls(lm_steps=40, lm_corpus=300, vision=VolumeWarmup(subjects=8, steps=4, batch_size=2, voxel_mm=6.0))
 
 
+def warmup_specs(seed: int, image_size: tuple[int, int, int], kernel_depth: int, depth_stride: int,
+                 recipe: TwinRecipe) -> dict[str, dict]:
+    """Everything that determines each warm-up's result, per part: what an asset is keyed by."""
+    specs: dict[str, dict] = {}
+    if recipe.lm_steps > 0:
+        specs["language"] = {"seed": seed, "steps": recipe.lm_steps, "corpus": recipe.lm_corpus,
+                             "prefix": dataclasses.asdict(recipe.lm_prefix) if recipe.lm_prefix else None}
+    if recipe.vision is not None:
+        vision = dataclasses.replace(recipe.vision, seed=stable_int("twin-vision", seed) % 2**31,
+                                     image_size=tuple(image_size), kernel_depth=kernel_depth, depth_stride=depth_stride)
+        specs["vision"] = {"twin_seed": seed, **dataclasses.asdict(vision)}
+    return specs
+
+
 def make_pretrained_twin(folder: str | Path, seed: int, image_size: tuple[int, int, int] = (32, 64, 64),
                          kernel_depth: int = 2, depth_stride: int = 2, recipe: TwinRecipe = TwinRecipe(),
-                         progress: bool = False) -> dict[str, Path]:
+                         progress: bool = False, assets: Path | None = None, export: bool = False) -> dict[str, Path]:
     """Write the tiny twin into FOLDER/vision and FOLDER/language and warm both up; a folder whose warm-up
     finished earlier is kept (so an interrupted demo resumes). The vision warm-up runs on the grid the 3D
-    model will use (`image_size`, `kernel_depth`, `depth_stride`). Returns {"vision": path, "language": path}."""
+    model will use (`image_size`, `kernel_depth`, `depth_stride`). A warm-up whose weights are shipped in
+    `assets` (default: the package's, see `brain3d.twin.assets`) is loaded instead of recomputed; `export` writes
+    the weights of each warm-up computed here into `assets`. Returns {"vision": path, "language": path}."""
     from brain3d.synth.reports import report_corpus
+    from brain3d.twin import assets as shipped
     from brain3d.twin.lm_pretrain import pretrain_language_model
     from brain3d.twin.tiny import make_tiny_models
     from brain3d.twin.vision_volume import pretrain_vision_volumes
 
-    folder = Path(folder)
+    folder, store = Path(folder), Path(assets) if assets is not None else shipped.ASSET_DIR
     paths = {"vision": folder / "vision", "language": folder / "language"}
     if not all((p / "config.json").is_file() for p in paths.values()):
         paths = make_tiny_models(folder, seed=seed)
-    if not (paths["language"] / DONE).is_file():
+    specs = warmup_specs(seed, image_size, kernel_depth, depth_stride, recipe)
+    steps: dict[str, tuple[dict, object]] = {}
+    if "language" in specs:
         # text only, random truths: never the cohort's own reports, so nothing about a test subject leaks
-        pretrain_language_model(paths["language"], report_corpus(recipe.lm_corpus, seed=seed + 1000),
-                                steps=recipe.lm_steps, seed=seed, progress=progress, prefix=recipe.lm_prefix)
-    if recipe.vision is not None and not (paths["vision"] / DONE).is_file():
-        vision = dataclasses.replace(recipe.vision, seed=stable_int("twin-vision", seed) % 2**31,
-                                     image_size=tuple(image_size), kernel_depth=kernel_depth, depth_stride=depth_stride)
-        pretrain_vision_volumes(paths["vision"], vision, progress=progress)
+        steps["language"] = (specs["language"], lambda: pretrain_language_model(
+            paths["language"], report_corpus(recipe.lm_corpus, seed=seed + 1000), steps=recipe.lm_steps, seed=seed,
+            progress=progress, prefix=recipe.lm_prefix))
+    if "vision" in specs:
+        vision = VolumeWarmup(**{k: v for k, v in specs["vision"].items() if k != "twin_seed"})
+        steps["vision"] = (specs["vision"], lambda: pretrain_vision_volumes(paths["vision"], vision, progress=progress))
+    for part, (spec, warm) in steps.items():
+        if (paths[part] / DONE).is_file() or shipped.load_asset(paths[part], part, spec, store) is not None:
+            continue
+        summary = warm()
+        if export:
+            shipped.save_asset(paths[part], part, spec, summary, store)
     return paths

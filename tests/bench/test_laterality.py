@@ -28,7 +28,8 @@ def test_configurations_cover_the_grid_reference_first(lat) -> None:
     confs = lat.configurations()
     assert [c.name for c in confs] == [
         "seq_pool-flip-on", "seq_pool-flip-off", "grid_pool-flip-on", "grid_pool-flip-off",
-        "grid_attn-flip-on", "grid_attn-flip-off", "perceiver-flip-on", "perceiver-flip-off",
+        "grid_attn-flip-on", "grid_attn-flip-off", "mirror_pool-flip-on", "mirror_pool-flip-off",
+        "perceiver-flip-on", "perceiver-flip-off",
     ]
     assert confs[1].overrides == ["model.compressor=seq_pool", "data.flip=false"]
     picked = lat.configurations(["perceiver", "seq_pool", "perceiver"], [False])

@@ -150,8 +150,8 @@ def test_text_and_volume_embeddings(model, volumes):
 
 def test_param_groups_and_set_trainable(model, volumes):
     groups = model.param_groups()
-    assert set(groups) == {"stem", "depth_pos", "compressor", "projector", "gate", "lora"}
-    assert groups["compressor"] == [] and groups["lora"] == []
+    assert set(groups) == {"stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head"}
+    assert groups["compressor"] == [] and groups["lora"] == [] and groups["findings_head"] == []  # no head by default
     n = model.set_trainable(["stem", "depth_pos", "projector", "gate"])
     assert n == sum(p.numel() for g in ("stem", "depth_pos", "projector", "gate") for p in groups[g])
     model(REPORTS, volumes=volumes).loss.backward()

@@ -141,3 +141,16 @@ def test_mirror_pool_puts_the_side_in_content():
     a, b = pool(left.reshape_as(x), GRID), pool(_mirror(left.reshape_as(x), GRID), GRID)
     assert a[..., 16].max() > 0 and b[..., 16].min() < 0  # content says left (+) or right (-)
     assert default_mirror_grid(32) == (4, 4, 2) and default_mirror_grid(8) == (4, 2, 1)
+
+
+@pytest.mark.parametrize("grid", [GRID, (32, 9, 9)])
+def test_mirror_attn_starts_as_mirror_pool_and_stays_flip_equivariant_when_trained(grid):
+    torch.manual_seed(0)
+    x = torch.randn(2, grid[0] * grid[1] * grid[2], 16)
+    attn, plain = build_compressor("mirror_attn", 4, 16, (2, 2, 1)), build_compressor("mirror_pool", 4, 16, (2, 2, 1))
+    torch.testing.assert_close(attn(x, grid), plain(x, grid))
+    torch.nn.init.normal_(attn.cells.score.weight)  # trained scores
+    a, b = attn(x, grid), attn(_mirror(x, grid), grid)
+    assert not torch.allclose(a, plain(x, grid))
+    torch.testing.assert_close(b[..., :16], a[..., :16])
+    torch.testing.assert_close(b[..., 16:], -a[..., 16:])

@@ -116,3 +116,39 @@ def test_qlora_phase_trains_adapters_on_a_4bit_language_model(tmp_path, train_ma
     model = Brain3D.from_pretrained(tmp_path / "run" / "phase2b")
     lora_layers = [m for n, m in model.lm.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A")]
     assert lora_layers and all("4bit" in type(m).__name__ for m in lora_layers)
+
+
+def test_findings_head_learns_report_labels_in_phase1_and_is_saved(tmp_path, train_manifest, tiny_models):
+    """The phase-1 findings target: labels read from each report (side included) train the head, the stem and the
+    compressor path; the head is a trained tensor of the checkpoint, and a mirrored item's labels follow the mirror."""
+    from brain3d.data.dataset import swap_sides
+    from brain3d.model.brain3d import FINDING_LABELS, Brain3D
+    from brain3d.train.findings import report_labels
+
+    trainer = _trainer(tmp_path, train_manifest, tiny_models, model__findings_head=True,
+                       phases__1__findings_weight=1.0)
+    model = trainer.load_model()
+    data, _ = trainer.prepare_phase("1", model)
+    phase = trainer.config.phases["1"]
+    objective = PhaseObjective(model, phase, data.inputs, data.bank)
+    batch = collate([data.train[i] for i in range(4)])
+    opt = torch.optim.AdamW(select_trainable(model, phase), lr=5e-3)
+    labels = report_labels(batch["report"])
+    bce = []
+    for _ in range(8):
+        opt.zero_grad()
+        objective(batch["inputs"], batch["report"]).backward()
+        assert model.findings_head.weight.grad.abs().sum() > 0
+        opt.step()
+        with torch.no_grad():
+            logits = model.findings_logits(model.compressed(model.encode_volume(batch["inputs"])))
+            bce.append(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)))
+    assert bce[-1] < bce[0]
+    left = "A lesion in the left frontal lobe with edema. No necrosis is seen."
+    a, b = report_labels([left, swap_sides(left)])
+    idx = {name: i for i, name in enumerate(FINDING_LABELS)}
+    assert a[idx["left"]] == 1 and a[idx["right"]] == 0 and b[idx["right"]] == 1 and b[idx["left"]] == 0
+    assert a[idx["necrosis"]] == 0 and a[idx["edema"]] == 1 and a[idx["abnormal"]] == 1
+    model.save_pretrained(tmp_path / "ckpt")
+    again = Brain3D.from_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(again.findings_head.weight, model.findings_head.weight)
