@@ -76,6 +76,8 @@ def write_index(out: Path, summary: dict) -> Path:
         parts.append(f"<p class='small'>Output diversity: distinct-2 {div['distinct_2']:.3f}, unique outputs "
                      f"{_pct(div['unique_outputs'])}, most common output shared by {_pct(div['top_output_share'])}.</p>")
 
+    parts.append(_grounding_section(out))
+
     curves = sorted((out / "run" / "curves").glob("*.png")) if (out / "run" / "curves").exists() else []
     if curves:
         parts.append("<h2>Training curves</h2>" + "".join(
@@ -87,6 +89,34 @@ def write_index(out: Path, summary: dict) -> Path:
 
 
 TRUTH_KEYS = ("lat_f1_truth", "lobe_f1_truth", "path_f1_ext", "healthy_specificity")
+
+
+def _grounding_section(out: Path) -> str:
+    """Per phase: what the vision half hands over (linear probes on the compressed tokens) and whether the model
+    reads its image (side named for the real, mirrored and all-zero volume of one validation subject)."""
+    files = sorted((out / "run" / "diagnostics").glob("phase*.json")) if (out / "run" / "diagnostics").exists() else []
+    if not files:
+        return ""
+    rows = []
+    for f in files:
+        d = json.loads(f.read_text(encoding="utf-8"))
+        probe, sides = d.get("token_probe") or {}, d.get("sides") or {}
+
+        def acc(name: str) -> str:
+            p = probe.get(name) or {}
+            return "—" if p.get("accuracy") is None else f"{p['accuracy']:.2f} (base {p['majority']:.2f}, n {p['n']})"
+
+        rows.append(f"<tr><td>{html.escape(f.stem)}</td><td>{acc('side')}</td><td>{acc('presence')}</td>"
+                    + "".join(f"<td>{html.escape(str(sides.get(v)))}</td>" for v in ("real", "mirrored", "zero", "shuffled"))
+                    + "</tr>")
+    subject = html.escape(str(json.loads(files[-1].read_text(encoding="utf-8")).get("subject")))
+    return ("<h2>Grounding diagnostics</h2><p class='small'>Linear probes (5-fold logistic regression) of the lesion "
+            "side (one-sided lesions) and presence on the compressed tokens of the train and validation subjects, "
+            f"after each phase; then the side the model names for validation subject {subject}, its left-right "
+            "mirror, an all-zero volume and a voxel-shuffled one (a model that reads its image names opposite sides "
+            "for the first two and none for the zero volume).</p><table><tr><th>phase</th><th>probe: side</th>"
+            "<th>probe: presence</th><th>real</th><th>mirrored</th><th>zero</th><th>shuffled</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _baseline_section(c: dict) -> str:

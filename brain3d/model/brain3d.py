@@ -6,10 +6,12 @@ One model object serves all three training phases; which parameters train is sai
   compressor        the perceiver's parameters (empty for the pooling compressors)
   projector, gate   the 2-layer MLP and the scalar gate `vis_scale`
   lora              LoRA adapters inside the language model only (phase 2B, after `add_lora`)
-  findings_head     optional (config.findings_head): a linear read-out of structured findings (FINDING_LABELS)
-                    from the compressed tokens, trained in phase 1 on labels read from each report, so that
-                    phase 1 has a target that tells left from right (report embeddings of a report and its
-                    left/right twin are nearly identical); it never feeds the language model
+  findings_head     optional (config.findings_head): a per-word scale and bias that turn the soft tokens'
+                    similarity to the LM's *own embeddings* of the finding words (FINDING_LABELS: lesion, normal,
+                    left, right, lobes, findings) into logits, trained in phase 1 on labels read from each report.
+                    It asks the soft tokens to *name* the scan's findings in the LM's vocabulary — what a
+                    vision-language LM reads in its image slots — and, unlike the report-embedding contrast
+                    (a report and its left/right twin embed at cosine 0.9999), it tells left from right
 The ViT blocks and the LM's own weights never train. Encoder features can be cached and passed as
 `features=` to `forward`, `generate` and `visual_tokens`, so phases 2A/2B need not recompute the frozen ViT.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from brain3d import quiet
@@ -40,8 +43,9 @@ CHECKPOINT_VERSION = 1
 WEIGHTS_FILE = "brain3d.safetensors"
 ADAPTER_DIR = "adapter"
 GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head")
-# What the optional findings head reads out: the scorer's side, lobe and finding keywords plus "abnormal".
-FINDING_LABELS = ("abnormal", "left", "right", "frontal", "parietal", "temporal", "occipital",
+# The words the optional findings head scores: lesion (any pathology asserted), normal (none), the scorer's side,
+# lobe and finding keywords.
+FINDING_LABELS = ("lesion", "normal", "left", "right", "frontal", "parietal", "temporal", "occipital",
                   "edema", "necrosis", "enhancement", "compression")
 
 # Decoding profiles. 'paper' = FACTS.md (sampling, temperature 0.1, top-p 0.9, repetition penalty 1.2,
@@ -84,8 +88,11 @@ class Brain3D(nn.Module):
         self.projector = Projector(self.compressor.out_dim, embedding.embedding_dim, config.soft_token_scale,
                                    config.feature_norm, self.compressor.num_tokens).to(device)
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
-        self.findings_head = (nn.Linear(self.compressor.out_dim, len(FINDING_LABELS)).to(device)
-                              if config.findings_head else None)
+        self.findings_head = FindingsHead(len(FINDING_LABELS)).to(device) if config.findings_head else None
+        if self.findings_head is not None:
+            if tokenizer is None:
+                raise ConfigError("the findings head needs the language model's tokenizer (its words' embeddings)")
+            self.findings_head.words = word_embeddings(embedding, tokenizer, FINDING_LABELS).to(device)
         self.lm = lm
         self.tokenizer = tokenizer
         self.checkpoint_extra: dict = {}  # the `extra` of the checkpoint this model was loaded from
@@ -205,12 +212,11 @@ class Brain3D(nn.Module):
         z = self.compressor(features.to(self.device, torch.float32), self.encoder.grid)  # (B, K, dc)
         return self.projector.standardize(z)
 
-    def findings_logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Compressed tokens (B, K, dc) -> (B, len(FINDING_LABELS)) logits: one linear read-out shared by every
-        token, averaged over tokens (with mirror_pool, left/right come from the left-minus-right halves)."""
+    def findings_logits(self, soft: torch.Tensor) -> torch.Tensor:
+        """Soft tokens (B, K, dlm) -> (B, len(FINDING_LABELS)) logits (see FindingsHead)."""
         if self.findings_head is None:
             raise ConfigError("this model has no findings head; set findings_head: true in the model config")
-        return self.findings_head(tokens).mean(dim=1)
+        return self.findings_head(soft)
 
     def volume_embedding(self, features: torch.Tensor) -> torch.Tensor:
         """(B, dlm) mean of the soft tokens (phase 1's volume side, same path as phase 2)."""
@@ -411,6 +417,37 @@ class Brain3D(nn.Module):
             if tuple(t.shape) != tuple(p.shape):
                 raise CheckpointError(f"brain3d weight {name} has shape {tuple(t.shape)}, the model {tuple(p.shape)}")
             p.copy_(t.to(device=p.device, dtype=p.dtype))
+
+
+class FindingsHead(nn.Module):
+    """(B, K, dlm) soft tokens -> (B, L) logits: for each finding word, the soft tokens' best cosine similarity to
+    the LM's embedding of that word (a smooth maximum over tokens: a finding is named when some slot names it),
+    times a learned scale plus a learned bias. `words` (L, dlm) is a frozen copy of the LM's input embeddings of
+    the words, set by the model; the head has 2 L parameters."""
+
+    def __init__(self, num_labels: int, sharpness: float = 10.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((num_labels,), 10.0))
+        self.bias = nn.Parameter(torch.zeros(num_labels))
+        self.sharpness = sharpness
+        self.register_buffer("words", torch.zeros(num_labels, 1), persistent=False)
+
+    def forward(self, soft: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(soft.float(), dim=-1) @ F.normalize(self.words.float(), dim=-1).T  # (B, K, L)
+        best = torch.logsumexp(self.sharpness * cos, dim=1) / self.sharpness  # (B, L) smooth max over tokens
+        return self.scale * best + self.bias
+
+
+@torch.no_grad()
+def word_embeddings(embedding: nn.Module, tokenizer, words: Iterable[str]) -> torch.Tensor:
+    """(L, dlm) the LM's input embedding (as the LM scales it) of each word as it appears mid-sentence (after a
+    space), averaged over its tokens when the tokenizer splits it."""
+    rows = []
+    device = embedding.weight.device
+    for w in words:
+        ids = tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+        rows.append(embedding(torch.tensor(ids, device=device)).float().mean(0))
+    return torch.stack(rows)
 
 
 @contextlib.contextmanager

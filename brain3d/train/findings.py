@@ -16,11 +16,12 @@ from brain3d.model.brain3d import FINDING_LABELS
 
 
 def report_labels(reports: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
-    """(B, len(FINDING_LABELS)) float 0/1: 'abnormal' when any pathology is asserted, then each side, lobe
-    and finding keyword the report asserts ('bilateral' asserts both sides)."""
+    """(B, len(FINDING_LABELS)) float 0/1: 'lesion' when any pathology is asserted, 'normal' when none is, then
+    each side, lobe and finding keyword the report asserts ('bilateral' asserts both sides)."""
     rows = []
     for text in reports:
         found = extract_extended(text)
         asserted = found["laterality"] | found["anatomy"] | found["pathology"]
-        rows.append([float(bool(found["pathology"]))] + [float(w in asserted) for w in FINDING_LABELS[1:]])
+        abnormal = bool(found["pathology"])
+        rows.append([float(abnormal), float(not abnormal)] + [float(w in asserted) for w in FINDING_LABELS[2:]])
     return torch.tensor(rows, dtype=torch.float32, device=device)

@@ -106,13 +106,13 @@ class PhaseObjective(nn.Module):
     def forward(self, inputs: torch.Tensor, reports: list[str]) -> torch.Tensor:
         if self.phase.objective == "contrastive":
             feats = self.model.encode_volume(inputs) if self.inputs == "volumes" else inputs  # (B, N, dv)
-            z = self.model.compressed(feats)  # (B, K, dc)
-            v = self.model.projector.project(z).float().mean(dim=1)  # (B, dlm), as volume_embedding
+            soft = self.model.visual_tokens(feats)  # (B, K, dlm)
+            v = soft.float().mean(dim=1)  # (B, dlm), as volume_embedding
             ids = self.bank.ids(reports)
             bank = self.bank.emb if self.phase.bank else None
             loss = symmetric_info_nce(v, self.bank.emb[ids], ids, self.phase.temperature, bank)
             if self.phase.findings_weight > 0:
-                logits = self.model.findings_logits(z)  # (B, L)
+                logits = self.model.findings_logits(soft)  # (B, L)
                 loss = loss + self.phase.findings_weight * F.binary_cross_entropy_with_logits(
                     logits.float(), report_labels(reports, logits.device))
             return loss
