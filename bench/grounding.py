@@ -23,12 +23,14 @@ from common import machine, set_threads  # noqa: E402
 from brain3d.fsutil import atomic_write_json  # noqa: E402
 
 # name -> (profile, overrides, LM warm-up: 'text' = report text only, 'prefix' = + findings prefix)
+PLAIN = ["phases.2a.keyword_weight=1", "phases.2b.keyword_weight=1"]  # the paper's plain report loss
 CONFIGS = {
-    "paper-style": ("tiny", ["model.compressor=seq_pool"], "text"),
-    "landed (grid_pool, text-only LM)": ("tiny", ["model.compressor=grid_pool"], "text"),
-    "grid_pool + prefix-warmed LM": ("tiny", ["model.compressor=grid_pool"], "prefix"),
-    "mirror_pool, text-only LM": ("tiny", ["model.compressor=mirror_pool"], "text"),
-    "shipped (mirror_pool + prefix-warmed LM)": ("tiny", [], "prefix"),
+    "paper-style (seq_pool; plain loss; text-only LM)": ("tiny", ["model.compressor=seq_pool", *PLAIN], "text"),
+    "landed before (grid_pool; plain loss; text-only LM)": ("tiny", ["model.compressor=grid_pool", *PLAIN], "text"),
+    "grid_pool + prefix-warmed LM": ("tiny", ["model.compressor=grid_pool", *PLAIN], "prefix"),
+    "mirror_pool + text-only LM": ("tiny", ["model.compressor=mirror_pool", *PLAIN], "text"),
+    "mirror_pool + prefix-warmed LM + plain loss": ("tiny", PLAIN, "prefix"),
+    "shipped (mirror_pool; prefix-warmed LM; keyword weight 3)": ("tiny", [], "prefix"),
 }
 PLANTS = ("presence", "global", "hemisphere", "regional")
 COLUMNS = ("side_acc_one_sided", "side_acc_bilateral", "healthy_specificity", "mirror_flip_rate",

@@ -138,17 +138,24 @@ def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: 
             if phase.objective == "contrastive":
                 if len(val) < 2 or data.val_bank is None:
                     return None
-                embs, reports = [], []
+                embs, logits, reports = [], [], []
                 for b in items:
                     x = b["inputs"].to(dev)
                     feats = model.encode_volume(x) if data.inputs == "volumes" else x
-                    embs.append(model.volume_embedding(feats).float())
+                    soft = model.visual_tokens(feats)  # (b, K, dlm)
+                    embs.append(soft.float().mean(dim=1))  # as volume_embedding
+                    if phase.findings_weight > 0:
+                        logits.append(model.findings_logits(soft).float())
                     reports += b["report"]
                 ids = data.val_bank.ids(reports)
                 bank = data.val_bank.emb if phase.bank else None
                 if bank is None and len(set(ids.tolist())) < 2:
                     return None
-                return float(symmetric_info_nce(torch.cat(embs), data.val_bank.emb[ids], ids, phase.temperature, bank))
+                loss = float(symmetric_info_nce(torch.cat(embs), data.val_bank.emb[ids], ids, phase.temperature, bank))
+                if logits:  # the validation loss is the training objective: the findings target counts too
+                    loss += phase.findings_weight * float(F.binary_cross_entropy_with_logits(
+                        torch.cat(logits), report_labels(reports, dev)))
+                return loss
             total, n = 0.0, 0
             for b in items:
                 kw = {data.inputs: b["inputs"].to(dev)}

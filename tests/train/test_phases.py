@@ -145,6 +145,10 @@ def test_findings_head_learns_report_labels_in_phase1_and_is_saved(tmp_path, tra
             logits = model.findings_logits(model.visual_tokens(model.encode_volume(batch["inputs"])))
             bce.append(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)))
     assert bce[-1] < bce[0]
+    from brain3d.train.loop import evaluate
+
+    plain = evaluate(model, phase.model_copy(update={"findings_weight": 0.0}), data, 4)
+    assert evaluate(model, phase, data, 4) > plain  # validation counts the findings target as training does
     left = "A lesion in the left frontal lobe with edema. No necrosis is seen."
     a, b = report_labels([left, swap_sides(left)])
     idx = {name: i for i, name in enumerate(FINDING_LABELS)}
