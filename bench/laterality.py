@@ -1,7 +1,7 @@
 """The laterality study: which compressor (and whether flip augmentation) lets the model tell left from right.
 
 Same synthetic cohort, same tiny twin, same training budget as `brain3d demo`; only two settings change:
-the compressor (`seq_pool` = the reference design, `grid_pool`, `grid_attn`, `mirror_pool`, `perceiver`) and left-right flip
+the compressor (`seq_pool` = the reference design, `grid_pool`, `grid_attn`, `mirror_pool`, `mirror_attn`, `perceiver`) and left-right flip
 augmentation (on/off). Each configuration is trained (phases 1 -> 2A -> 2B) and evaluated on the test split
 with the mirror test. Table: laterality F1 against the true side, mirror-test flip rate, anatomy and
 pathology F1 (extended scorer), healthy specificity: mean [95% CI], plus the paired difference in
@@ -31,7 +31,7 @@ from common import set_threads  # noqa: E402
 from brain3d.errors import Brain3DError  # noqa: E402
 from brain3d.fsutil import atomic_write_json, atomic_write_text  # noqa: E402
 
-COMPRESSORS = ("seq_pool", "grid_pool", "grid_attn", "mirror_pool", "perceiver")
+COMPRESSORS = ("seq_pool", "grid_pool", "grid_attn", "mirror_pool", "mirror_attn", "perceiver")
 REFERENCE = "seq_pool"
 FLIPS = (True, False)
 # (key, label) of the study's table, in order; mirror_flip_rate comes from the mirror test

@@ -160,6 +160,16 @@ def markdown(report: dict) -> str:
         lines += ["Not part of this run (it trains six models). Run it with "
                   "`.venv/bin/python bench/laterality.py --reuse demo_out` (after `brain3d demo`), then "
                   "`.venv/bin/python bench/run.py --laterality-json demo_out/laterality/laterality.json`."]
+    lines += ["", "## Oracle grounding harness (language half on planted features)", ""]
+    grounding = report.get("grounding")
+    if grounding:
+        lines += ["Phases 2A/2B of each configuration trained on planted features (`bench/grounding.py`, "
+                  "`brain3d.eval.grounding`); held-out planted subjects, greedy decoding. hemisphere = the side is "
+                  "only in *which* tokens are bright; regional = lobe boxes and finding channels too; global = the "
+                  "side in every token's content; presence = no side cue at all (side columns at chance by design).",
+                  "", _module("grounding").markdown(grounding).rstrip()]
+    else:
+        lines += ["Not part of this run: `.venv/bin/python bench/grounding.py` writes bench/grounding/grounding.json."]
     lines += ["", "Every number above, with its settings, is in results.json."]
     return "\n".join(lines) + "\n"
 
@@ -199,6 +209,9 @@ def run(out: Path, quick: bool = False, only: list[str] | None = None, lateralit
     elif laterality_json is not None:
         report["laterality"] = json.loads(Path(laterality_json).read_text(encoding="utf-8"))
         report["laterality_source"] = str(laterality_json)
+    grounding = BENCH / "grounding" / "grounding.json"
+    if grounding.is_file():  # the oracle harness runs on its own (bench/grounding.py); its table is reported here
+        report["grounding"] = json.loads(grounding.read_text(encoding="utf-8"))
     report["machine_end"] = machine()
     report["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def _report(checkpoint: Path, tmp_path: Path, *flags: str) -> subprocess.Complet
     # the paper profile sets the repetition penalty and n-gram block that transformers warns about
     return subprocess.run([str(BRAIN3D), *flags, "report", str(scan), "-c", str(checkpoint), "--device", "cpu",
                            "--max-new-tokens", "12", "--profile", "paper", "--mirror-check"],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, encoding="utf-8", env=env, timeout=600)
 
 
 def test_report_stderr_holds_only_brain3d_lines(checkpoint, tmp_path):

@@ -65,7 +65,8 @@ ROWS = [
 def test_wrong_command_line_is_one_line_and_exit_2(what, path, argv, tmp_path):
     assert BRAIN3D.is_file(), f"the brain3d entry point is not installed next to {sys.executable}"
     env = {k: v for k, v in os.environ.items() if k != "BRAIN3D_VERBOSE"}
-    run = subprocess.run([str(BRAIN3D), *argv], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    run = subprocess.run([str(BRAIN3D), *argv], capture_output=True, text=True, encoding="utf-8", cwd=tmp_path, env=env,
+                         timeout=120)
     lines = run.stderr.splitlines()
     assert "Traceback" not in run.stderr, run.stderr
     assert run.returncode == 2, (what, run.returncode, run.stderr)
@@ -78,6 +79,6 @@ def test_wrong_command_line_is_one_line_and_exit_2(what, path, argv, tmp_path):
 
 def test_bare_brain3d_prints_the_help():
     """Exit code as the framework decides (click >= 8.2: 2); the help, not an error line."""
-    run = subprocess.run([str(BRAIN3D)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([str(BRAIN3D)], capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert "Traceback" not in run.stderr
     assert "Usage" in run.stdout and "report" in run.stdout

@@ -18,10 +18,15 @@ BNB_LINE = ("Failed to load CPU gemm_4bit_forward from kernels-community: No mod
 def bnb(monkeypatch):
     """bitsandbytes' logger with a fresh filter state, cleaned up afterwards."""
     monkeypatch.setenv(quiet.VERBOSE_ENV, "0")  # recorded, so whatever a test sets is undone
-    monkeypatch.setattr(quiet, "_kernel_note", quiet._KernelNote())
     logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    earlier = [f for f in logger.filters if isinstance(f, quiet._KernelNote)]  # installed by earlier tests' runs
+    for f in earlier:
+        logger.removeFilter(f)
+    monkeypatch.setattr(quiet, "_kernel_note", quiet._KernelNote())
     yield logger
     logger.removeFilter(quiet._kernel_note)
+    for f in earlier:
+        logger.addFilter(f)
 
 
 def test_kernel_line_is_dropped_and_other_lines_pass(bnb, caplog, capsys):

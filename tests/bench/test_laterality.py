@@ -29,6 +29,7 @@ def test_configurations_cover_the_grid_reference_first(lat) -> None:
     assert [c.name for c in confs] == [
         "seq_pool-flip-on", "seq_pool-flip-off", "grid_pool-flip-on", "grid_pool-flip-off",
         "grid_attn-flip-on", "grid_attn-flip-off", "mirror_pool-flip-on", "mirror_pool-flip-off",
+        "mirror_attn-flip-on", "mirror_attn-flip-off",
         "perceiver-flip-on", "perceiver-flip-off",
     ]
     assert confs[1].overrides == ["model.compressor=seq_pool", "data.flip=false"]
