@@ -29,7 +29,8 @@ CONFIGS = {
     "landed before (grid_pool; plain loss; text-only LM)": ("tiny", ["model.compressor=grid_pool", *PLAIN], "text"),
     "grid_pool + prefix-warmed LM": ("tiny", ["model.compressor=grid_pool", *PLAIN], "prefix"),
     "mirror_pool + text-only LM": ("tiny", ["model.compressor=mirror_pool", *PLAIN], "text"),
-    "mirror_pool + prefix-warmed LM + plain loss": ("tiny", PLAIN, "prefix"),
+    "mirror_pool + prefix-warmed LM + plain loss": ("tiny", ["model.compressor=mirror_pool", *PLAIN], "prefix"),
+    "mirror_attn + prefix-warmed LM + keyword weight 3": ("tiny", ["model.compressor=mirror_attn"], "prefix"),
     "shipped (mirror_pool; prefix-warmed LM; keyword weight 3)": ("tiny", [], "prefix"),
 }
 PLANTS = ("presence", "global", "hemisphere", "regional")
