@@ -14,7 +14,6 @@ OUT_DIR layout (resumable like `brain3d evaluate`):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +24,8 @@ import torch
 from brain3d.baselines.slices import grid_for, load_slices, slice_indices, to_images
 from brain3d.data.manifest import Record, read_manifest
 from brain3d.errors import Brain3DError, CheckpointError
-from brain3d.fsutil import append_jsonl, atomic_write_json
+from brain3d.eval.evaluate import check_run_info
+from brain3d.fsutil import append_jsonl
 from brain3d.model.config import DEFAULT_PROMPT
 
 PREDICTIONS = "predictions.jsonl"
@@ -158,7 +158,7 @@ def run_slice_baseline(model_dir: str | Path, manifest: str | Path, out_dir: str
             "display": "radiological (anterior up, patient's right on the image's left)", "decoding": "greedy",
             "prefill_tokens": prefill["total"], "image_tokens": prefill["image"],
             "image_tokens_per_slice": prefill["image"] // opts.slices, "n_subjects": len(records)}
-    _check_run_info(out, info)
+    check_run_info(out, info, RUN_INFO, _GENERATION_KEYS)
     _generate(model_dir, processor, records, out, opts)
     return info
 
@@ -189,12 +189,3 @@ def _generate(model_dir: str | Path, processor, records: Sequence[Record], out: 
             bar.advance(task, len(batch))
 
 
-def _check_run_info(out: Path, info: dict) -> None:
-    path = out / RUN_INFO
-    if (out / PREDICTIONS).is_file() and path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in _GENERATION_KEYS if old.get(k) != info.get(k)]
-        if changed:
-            raise Brain3DError(f"holds predictions made with other settings ({', '.join(changed)}); "
-                               "use another --out or delete its predictions.jsonl", out)
-    atomic_write_json(path, info)

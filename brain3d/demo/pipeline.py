@@ -62,7 +62,6 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     from brain3d.twin.pretrained import make_pretrained_twin
     from brain3d.twin.warmup import DONE
     from brain3d.synth.cohort import make_cohort
-    from brain3d.synth.reports import report_corpus
     from brain3d.train.config import load_config
     from brain3d.train.run import train
 

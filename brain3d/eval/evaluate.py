@@ -103,11 +103,14 @@ def _read_done(path: Path) -> dict[str, dict]:
     return rows
 
 
-def _check_run_info(out_dir: Path, info: dict) -> None:
-    path = out_dir / RUN_INFO
+def check_run_info(out_dir: Path, info: dict, run_info: str = RUN_INFO,
+                   keys: tuple[str, ...] = _GENERATION_KEYS) -> None:
+    """A resumed prediction run must keep the settings its predictions were made with (`keys` of the
+    `run_info` file next to predictions.jsonl); the file is (re)written with `info`."""
+    path = out_dir / run_info
     if (out_dir / PREDICTIONS).is_file() and path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in _GENERATION_KEYS if old.get(k) != info.get(k)]
+        changed = [k for k in keys if old.get(k) != info.get(k)]
         if changed:
             raise Brain3DError(f"holds predictions made with other settings ({', '.join(changed)}); "
                                "use another --out or delete its predictions.jsonl", out_dir)
@@ -168,7 +171,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = list(records) if records is not None else select_records(manifest, opts)
-    _check_run_info(out, {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
+    check_run_info(out, {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
                           "split": opts.split, "profile": opts.profile, "max_new_tokens": opts.max_new_tokens,
                           "mirror": opts.mirror, "seed": opts.seed, "n_subjects": len(records)})
     own_model = model is None
