@@ -19,3 +19,16 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from brain3d.twin.tiny import make_tiny_models
 
     return make_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
+    """The phase-2B checkpoint of one fast three-phase run on the small training manifest (tests.train.conftest),
+    trained once per session for every test that reports with a model (treat it as read-only)."""
+    from brain3d.train.run import train
+    from tests.train.conftest import fast_config, make_manifest
+
+    root = tmp_path_factory.mktemp("trained-run")
+    train(fast_config(), make_manifest(root / "cohort"), root / "run", progress=False,
+          vision_model=tiny_models["vision"], language_model=tiny_models["language"])
+    return root / "run" / "phase2b"

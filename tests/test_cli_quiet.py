@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.train.conftest import blob_volume, fast_config, make_manifest
+from tests.train.conftest import blob_volume
 from tests.volumes import save_nifti
 
 BRAIN3D = Path(sys.executable).parent / "brain3d"
@@ -22,13 +22,8 @@ OWN_LINE = re.compile(r"^(\d+ reported, \d+ failed(, \d+ laterality-inconsistent
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_models) -> Path:
-    from brain3d.train.run import train
-
-    root = tmp_path_factory.mktemp("quiet-run")
-    train(fast_config(), make_manifest(root / "cohort"), root / "run", progress=False,
-          vision_model=tiny_models["vision"], language_model=tiny_models["language"])
-    return root / "run" / "phase2b"
+def checkpoint(trained_checkpoint) -> Path:
+    return trained_checkpoint
 
 
 def _report(checkpoint: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:

@@ -10,21 +10,15 @@ import pytest
 
 from brain3d.cli import main
 from brain3d.reporting.schema import ReportRecord
-from tests.train.conftest import blob_volume, fast_config, make_manifest
+from tests.train.conftest import blob_volume
 from tests.volumes import reoriented, save_nifti, write_dicom_series
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_models) -> Path:
-    from brain3d.train.run import train
-
-    root = tmp_path_factory.mktemp("report-run")
-    manifest = make_manifest(root / "cohort")
-    train(fast_config(), manifest, root / "run", progress=False, vision_model=tiny_models["vision"],
-          language_model=tiny_models["language"])
-    return root / "run" / "phase2b"
+def checkpoint(trained_checkpoint) -> Path:
+    return trained_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from brain3d.reporting.dicom_sr import sr_findings, sr_narrative
 from brain3d.reporting.fhir import bundle_findings
 from brain3d.reporting.schema import Findings
 from tests.reporting.dicom_series import PATIENT, STUDY_UID, write_mr_series
-from tests.train.conftest import blob_volume, fast_config, make_manifest
+from tests.train.conftest import blob_volume
 from tests.volumes import reoriented, save_nifti
 
 ORIENTATIONS = ("LPS", "PIR", "LIP")
@@ -27,13 +27,8 @@ ARGS = ["--max-new-tokens", "12", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_models) -> Path:
-    from brain3d.train.run import train
-
-    root = tmp_path_factory.mktemp("export-run")
-    train(fast_config(), make_manifest(root / "cohort"), root / "run", progress=False,
-          vision_model=tiny_models["vision"], language_model=tiny_models["language"])
-    return root / "run" / "phase2b"
+def checkpoint(trained_checkpoint) -> Path:
+    return trained_checkpoint
 
 
 @pytest.fixture(scope="module")
