@@ -60,8 +60,8 @@ def token_targets(labels: np.ndarray, image_size: tuple[int, int, int], patch: i
     return frac.flatten(1).T.contiguous()  # (N, 3)
 
 
-def _dataset(cfg: VolumeWarmup, patch: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
-    """Volumes (S, 1, D, H, W), token targets (S, N, 3), and whether each subject's lesion is one-sided left."""
+def _dataset(cfg: VolumeWarmup, patch: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Volumes (S, 1, D, H, W) and their token targets (S, N, 3)."""
     slices_cfg = VisionWarmup(subjects=cfg.subjects, seed=cfg.seed, image_size=cfg.image_size,
                               kernel_depth=cfg.kernel_depth, voxel_mm=cfg.voxel_mm, nonzero=cfg.nonzero,
                               scaling=cfg.scaling)
@@ -69,7 +69,7 @@ def _dataset(cfg: VolumeWarmup, patch: int, progress: bool) -> tuple[torch.Tenso
     for vol, labels in phantom_volumes(slices_cfg, progress):
         vols.append(vol[None])
         targets.append(token_targets(labels, cfg.image_size, patch, cfg.kernel_depth, cfg.depth_stride))
-    return torch.stack(vols), torch.stack(targets), []
+    return torch.stack(vols), torch.stack(targets)
 
 
 def pretrain_vision_volumes(folder: str | Path, cfg: VolumeWarmup = VolumeWarmup(), progress: bool = False) -> dict:
@@ -90,9 +90,9 @@ def pretrain_vision_volumes(folder: str | Path, cfg: VolumeWarmup = VolumeWarmup
     torch.manual_seed(cfg.seed)
     enc = Encoder3D(vit, 1, cfg.image_size, cfg.kernel_depth, cfg.depth_stride, 0, "mean", "pretrained")
     patch = enc.patch_size
-    vols, targets, _ = _dataset(cfg, patch, progress)
+    vols, targets = _dataset(cfg, patch, progress)
     held_cfg = VolumeWarmup(**{**asdict(cfg), "seed": cfg.seed + 7919, "subjects": max(8, cfg.subjects // 5)})
-    held_vols, held_targets, _ = _dataset(held_cfg, patch, False)
+    held_vols, held_targets = _dataset(held_cfg, patch, False)
     head = torch.nn.Linear(enc.dim, len(TARGETS))
     params = list(vit.encoder.parameters()) + list(vit.post_layernorm.parameters()) + list(head.parameters())
     gen = torch.Generator().manual_seed(cfg.seed)
