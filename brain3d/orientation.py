@@ -53,6 +53,17 @@ def model_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(ras), np.asarray(affine, dtype=np.float64) @ _swap_xz()
 
 
+def from_model_axes(data: np.ndarray, affine: np.ndarray, codes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `to_model_axes`: a (D, H, W) or (C, D, H, W) model-axes array and its affine → the array in the
+    stored axis order `codes` (e.g. ('L', 'P', 'S'); trailing channel axis) and that grid's voxel→world affine,
+    so that a map computed in model axes lands voxel for voxel on the scan's own stored grid."""
+    ras, ras_affine = model_to_ras(data, affine)  # (X, Y, Z[, C])
+    transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")),
+                                                nib.orientations.axcodes2ornt(tuple(codes)))
+    stored = nib.orientations.apply_orientation(ras, transform)
+    return np.ascontiguousarray(stored), ras_affine @ nib.orientations.inv_ornt_aff(transform, ras.shape[:3])
+
+
 def flip_left_right(x: ArrayLike) -> ArrayLike:
     """Mirror the patient's left and right: reverse the last (W) axis of a model-space array or tensor."""
     if isinstance(x, torch.Tensor):
