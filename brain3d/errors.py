@@ -37,5 +37,9 @@ class TrainingError(Brain3DError):
     """Training cannot proceed as configured (e.g. a contrastive batch without negatives)."""
 
 
+class ExplainError(Brain3DError):
+    """A scan's report cannot be explained as asked, e.g. it does not contain the target word."""
+
+
 class ExportError(Brain3DError):
     """A report cannot be written in a hospital format (DICOM SR, FHIR), e.g. a NIfTI input has no DICOM headers."""

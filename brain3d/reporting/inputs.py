@@ -51,7 +51,7 @@ def discover(inputs: Sequence[str | Path], sequences: Sequence[str] = ("flair",)
             continue
         path = Path(text)
         if path.name.endswith(".jsonl"):
-            scans += _from_manifest(path, sequences)
+            scans += from_manifest(path, sequences)
         elif path.is_dir() and is_dicom_series_folder(path):
             scans.append(ScanInput(path.name, [str(path)], str(path), meta={"series_uid": series_uid}))
         elif path.is_dir():
@@ -68,11 +68,14 @@ def discover(inputs: Sequence[str | Path], sequences: Sequence[str] = ("flair",)
     return _unique_ids(scans)
 
 
-def _from_manifest(path: Path, sequences: Sequence[str]) -> list[ScanInput]:
+def from_manifest(path: str | Path, sequences: Sequence[str], split: str | None = None) -> list[ScanInput]:
+    """The subjects of a manifest (one split, or all) as scans; the lesion mask path, when the record has one,
+    rides along in `meta["mask"]` (explanations score their grounding against it)."""
     out = []
-    for rec in read_manifest(path):
+    for rec in read_manifest(path, split):
         out.append(ScanInput(rec.id, rec.image_paths(sequences), str(path), reference=rec.report,
-                             healthy=rec.healthy, truth=rec.truth.model_dump() if rec.truth else None))
+                             healthy=rec.healthy, truth=rec.truth.model_dump() if rec.truth else None,
+                             meta={"mask": rec.mask} if rec.mask else {}))
     return out
 
 
