@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "brain3d.commands.demo",
     "brain3d.commands.baseline",
     "brain3d.commands.data",
+    "brain3d.commands.serve",
 ]
 PROG = "brain3d"
 

@@ -20,20 +20,37 @@ def _mpl():
     return plt
 
 
+# plane → (model axis it cuts, edge labels (left, right, bottom, top) when drawn with row 0 at the bottom)
+PLANES: dict[str, tuple[int, tuple[str, str, str, str]]] = {
+    "axial": (0, ("L", "R", "P", "A")),
+    "coronal": (1, ("L", "R", "I", "S")),
+    "sagittal": (2, ("P", "A", "I", "S")),
+}
+
+
+def plane_slice(data: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """The 2D cut of a (D, H, W) array at `index` along the plane's axis; row 0 is the bottom edge
+    (posterior for axial, inferior otherwise), column 0 the left edge (patient left, or posterior for sagittal)."""
+    axis = PLANES[plane][0]
+    return np.take(data, int(np.clip(index, 0, data.shape[axis] - 1)), axis=axis)
+
+
+def plane_aspect(spacing: Sequence[float], plane: str) -> float:
+    """Height / width of one displayed pixel of a plane's slice (row spacing over column spacing), in mm."""
+    rows, cols = [s for i, s in enumerate(spacing) if i != PLANES[plane][0]]
+    return rows / cols
+
+
 def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
                    centre: Sequence[int] | None = None, overlay: np.ndarray | None = None,
                    title: str | None = None, cmap: str = "gray") -> None:
     """Draw axial, coronal and sagittal slices of a (D, H, W) array into three matplotlib axes."""
-    d, h, w = data.shape
-    cd, ch, cw = centre if centre is not None else (d // 2, h // 2, w // 2)
-    sd, sh, sw = spacing
+    centre = centre if centre is not None else tuple(n // 2 for n in data.shape)
     vmin, vmax = np.percentile(data, [0.5, 99.5]) if data.size else (0, 1)
-    views = [
-        ("axial", data[cd], None if overlay is None else overlay[cd], sh / sw, ("L", "R", "P", "A")),
-        ("coronal", data[:, ch, :], None if overlay is None else overlay[:, ch, :], sd / sw, ("L", "R", "I", "S")),
-        ("sagittal", data[:, :, cw], None if overlay is None else overlay[:, :, cw], sd / sh, ("P", "A", "I", "S")),
-    ]
-    for ax, (name, img, ov, aspect, (left, right, bottom, top)) in zip(axes, views):
+    for ax, (name, (axis, (left, right, bottom, top))) in zip(axes, PLANES.items()):
+        img = plane_slice(data, name, centre[axis])
+        ov = None if overlay is None else plane_slice(overlay, name, centre[axis])
+        aspect = plane_aspect(spacing, name)
         ax.imshow(img, cmap=cmap, origin="lower", aspect=aspect, vmin=vmin, vmax=vmax, interpolation="nearest")
         if ov is not None and np.any(ov):
             ax.imshow(np.ma.masked_where(ov <= 0, ov), cmap="autumn", origin="lower", aspect=aspect, alpha=0.45,

@@ -15,7 +15,7 @@ from brain3d.eval.clinical import asserts_pathology, findings_of, lobes_of, side
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
 from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
-from brain3d.preprocess import PreprocessConfig, load_for_model
+from brain3d.preprocess import ModelVolume, PreprocessConfig, load_for_model
 from brain3d.reporting.inputs import ScanInput, safe_name
 from brain3d.reporting.schema import Findings, ReportRecord
 
@@ -36,16 +36,24 @@ def findings(text: str) -> Findings:
     return Findings(side=side_of(text), lobes=lobes_of(text), pathology=asserts_pathology(text), **f)
 
 
+def read_scan(scan: ScanInput, preprocess: PreprocessConfig) -> ModelVolume:
+    """A scan's model tensor read from its files (the default loader of `generate_records`)."""
+    return load_for_model(scan.paths, preprocess, series_uid=scan.meta.get("series_uid"))
+
+
 def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, preprocess: PreprocessConfig,
-                     on_record: Callable[[ReportRecord], None] | None = None) -> Iterator[ReportRecord]:
-    """Yield one ReportRecord per scan; unreadable scans yield an error record and the others go on."""
+                     on_record: Callable[[ReportRecord], None] | None = None,
+                     loader: Callable[[ScanInput, PreprocessConfig], ModelVolume] = read_scan) -> Iterator[ReportRecord]:
+    """Yield one ReportRecord per scan; unreadable scans yield an error record and the others go on.
+
+    `loader` lets a caller that already holds the volumes in memory (the web service) skip reading them again."""
     for start in range(0, len(scans), opts.batch_size):
         batch = scans[start:start + opts.batch_size]
         loaded, tensors, records = [], [], []
         for scan in batch:
             t0 = time.perf_counter()
             try:
-                mv = load_for_model(scan.paths, preprocess, series_uid=scan.meta.get("series_uid"))
+                mv = loader(scan, preprocess)
             except Brain3DError as exc:
                 records.append(_record(scan, opts, error=str(exc), seconds=time.perf_counter() - t0))
                 continue

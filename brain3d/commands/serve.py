@@ -1,0 +1,58 @@
+"""`brain3d serve`: the REST service and web page (see brain3d/serve/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Trained checkpoint folder "
+                                                  "(default: the demo's, demo_out/run/phase2b)."),
+        host: str = typer.Option("127.0.0.1", help="Address to listen on; only this machine by default."),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        max_upload_mb: int = typer.Option(512, min=1, help="Largest request body (a 4-sequence BraTS case is "
+                                                            "30-100 MB)."),
+        batch: int = typer.Option(8, min=1, help="Scans generated together."),
+        queue_size: int = typer.Option(32, min=1, help="Requests admitted at once; more get 503 + Retry-After."),
+        max_wait_ms: int = typer.Option(25, min=0, help="How long to wait to fill a batch."),
+        device: str = typer.Option("auto", help="auto, cpu or cuda."),
+        profile: str = typer.Option("greedy", help="Decoding: greedy (deterministic) or paper (sampling)."),
+        max_new_tokens: int = typer.Option(256, min=1, help="Longest report, in tokens."),
+        vision_model: Optional[Path] = typer.Option(None, help="Override the vision base-model folder."),
+        language_model: Optional[Path] = typer.Option(None, help="Override the language base-model folder."),
+        load_4bit: bool = typer.Option(False, "--load-4bit", help="Load the language model in 4-bit NF4."),
+        phantoms: Optional[Path] = typer.Option(None, help="Manifest whose test scans the page offers as examples "
+                                                           "(default: the demo cohort's, with the demo checkpoint)."),
+    ) -> None:
+        """Serve reports over HTTP: REST API (/docs), probes, /metrics and a web page at /."""
+        import uvicorn
+
+        from brain3d.commands.report import resolve_checkpoint
+        from brain3d.serve.app import create_app
+        from brain3d.serve.config import ServeConfig
+
+        ckpt, is_demo = resolve_checkpoint(checkpoint)
+        if is_demo:
+            typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
+            phantoms = phantoms or demo_phantoms(ckpt)
+        cfg = ServeConfig(checkpoint=ckpt, host=host, port=port, max_upload_mb=max_upload_mb, batch=batch,
+                          queue_size=queue_size, max_wait_ms=max_wait_ms, device=device, profile=profile,
+                          max_new_tokens=max_new_tokens, vision_model=vision_model, language_model=language_model,
+                          load_4bit=load_4bit, phantoms=phantoms)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"warning: listening on {host}: anyone who can reach this machine can upload scans; "
+                       "put an authenticating proxy in front", err=True)
+        typer.echo(f"brain3d serve: http://{host}:{port}/ (API docs at /docs)", err=True)
+        uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=10)
+
+
+def demo_phantoms(ckpt: Path) -> Path | None:
+    """The demo cohort's manifest beside a demo checkpoint (demo_out/run/phase2b → demo_out/cohort)."""
+    manifest = Path(ckpt).parent.parent / "cohort" / "manifest.jsonl"
+    return manifest if manifest.is_file() else None

@@ -1,0 +1,188 @@
+// The brain3d page: upload a scan or pick a phantom, POST /v1/reports?view=true, then show the report, the
+// mirror-check verdict, the explanation and the kept view as three server-rendered slices with sliders
+// (always) and, when NiiVue is installed and the browser has WebGL2, an interactive multiplanar viewer.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const PLANES = ["axial", "coronal", "sagittal"];
+let current = null; // {url, info}
+
+function setStatus(text, isError) {
+  const el = $("#status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+async function init() {
+  try {
+    const r = await fetch("/v1/phantoms");
+    for (const p of await r.json()) {
+      const o = document.createElement("option");
+      o.value = p.id;
+      const truth = p.healthy ? "healthy" : [p.side, (p.lobes || []).join("/")].filter(Boolean).join(", ");
+      o.textContent = `${p.id} (${truth || "lesion"})`;
+      $("#phantom").appendChild(o);
+    }
+  } catch (e) { /* no phantoms: upload only */ }
+  for (let i = 0; i < 600; i++) {
+    const r = await fetch("/v1/model");
+    if (r.ok) {
+      const m = await r.json();
+      $("#model").textContent = `model ${m.checkpoint} · sequences ${m.sequences.join(", ")} · ` +
+        `grid ${m.image_size.join("×")} · ${m.device}`;
+      $("#files-hint").textContent += ` — one file per sequence, in this order: ${m.sequences.join(", ")}`;
+      $("#explain").disabled = !(m.explain_targets || []).includes("side");
+      return;
+    }
+    $("#model").textContent = (await r.json()).error || "loading model…";
+    await new Promise((ok) => setTimeout(ok, 1000));
+  }
+}
+
+async function submit(ev) {
+  ev.preventDefault();
+  const form = new FormData();
+  const files = $("#files").files;
+  if (files.length) {
+    for (const f of files) form.append("files", f, f.name);
+  } else if ($("#phantom").value) {
+    form.append("phantom", $("#phantom").value);
+  } else {
+    setStatus("choose a file or a demo phantom", true);
+    return;
+  }
+  const params = new URLSearchParams({view: "true", mirror_check: $("#mirror").checked});
+  if ($("#explain").checked) params.set("explain", "side");
+  $("#submit").disabled = true;
+  setStatus("writing the report…");
+  const t0 = performance.now();
+  try {
+    const r = await fetch(`/v1/reports?${params}`, {method: "POST", body: form});
+    const body = await r.json();
+    if (!r.ok) {
+      const retry = r.headers.get("Retry-After");
+      setStatus(body.error + (retry ? ` (retry in ${retry} s)` : ""), true);
+      return;
+    }
+    showRecord(body);
+    setStatus(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const view = r.headers.get("Brain3D-View");
+    if (view) await showView(view);
+  } catch (e) {
+    setStatus(`request failed: ${e}`, true);
+  } finally {
+    $("#submit").disabled = false;
+  }
+}
+
+function showRecord(rec) {
+  $("#result").hidden = false;
+  $("#report-id").textContent = `${rec.id} · stored ${rec.orientation} · ${rec.seconds} s`;
+  $("#report").textContent = rec.report.trim();
+  const f = rec.findings || {};
+  const found = ["edema", "necrosis", "enhancement", "compression"].filter((k) => f[k]);
+  $("#findings").textContent = f.pathology
+    ? `side: ${f.side || "not stated"} · lobes: ${(f.lobes || []).join(", ") || "none"} · ${found.join(", ") || "no further findings"}`
+    : "no pathology asserted";
+  const mv = $("#mirror-verdict");
+  if (rec.laterality_consistent === null || rec.laterality_consistent === undefined) {
+    mv.textContent = "mirror check: not run";
+    mv.className = "muted";
+  } else if (rec.laterality_consistent) {
+    mv.textContent = `mirror check: consistent (mirrored scan reported as ${rec.mirrored_side || "no side"})`;
+    mv.className = "ok";
+  } else {
+    mv.textContent = `mirror check: INCONSISTENT — the side did not flip when the scan was mirrored ` +
+      `(${f.side || "none"} → ${rec.mirrored_side || "none"}); check laterality`;
+    mv.className = "warn";
+  }
+  const ex = rec.explanation;
+  const el = $("#explanation");
+  if (!ex) el.textContent = "";
+  else if (ex.error) el.textContent = `explanation: ${ex.error}`;
+  else {
+    const top = (ex.top || []).slice(0, 3).map((s) => `${s.side}${s.lobe ? " " + s.lobe : ""} (${s.weight.toFixed(3)})`);
+    el.textContent = `explanation of "${ex.target}": strongest supporting regions ${top.join("; ") || "none"}`;
+  }
+}
+
+function sliceUrl(plane, index) {
+  const ov = $("#overlay").checked ? "true" : "false";
+  return `${current.url}/${plane}/${index}.png?overlay=${ov}`;
+}
+
+async function showView(url) {
+  const info = await (await fetch(url)).json();
+  current = {url, info};
+  $("#viewer").hidden = false;
+  $("#overlay-toggle").hidden = !info.overlay;
+  for (const plane of PLANES) {
+    const fig = document.querySelector(`.plane[data-plane="${plane}"]`);
+    const p = info.planes[plane];
+    for (const edge of ["left", "right", "top", "bottom"]) fig.querySelector(`.lab.${edge}`).textContent = p.labels[edge];
+    const slider = fig.querySelector(".slider");
+    slider.max = p.size - 1;
+    slider.value = info.centre[plane];
+    fig.querySelector("output").textContent = slider.value;
+    fig.querySelector("img").src = sliceUrl(plane, slider.value);
+  }
+  await showNiivue(url, info);
+}
+
+function onSlide(ev) {
+  if (!current || !ev.target.classList.contains("slider")) return;
+  const fig = ev.target.closest(".plane");
+  fig.querySelector("output").textContent = ev.target.value;
+  fig.querySelector("img").src = sliceUrl(fig.dataset.plane, ev.target.value);
+}
+
+function refreshSlices() {
+  for (const fig of document.querySelectorAll(".plane")) {
+    fig.querySelector("img").src = sliceUrl(fig.dataset.plane, fig.querySelector(".slider").value);
+  }
+}
+
+let nv = null;
+async function showNiivue(url, info) {
+  const note = $("#niivue-note");
+  if (!window.niivue) {
+    try {
+      await new Promise((ok, fail) => {
+        const s = document.createElement("script");
+        s.src = "/static/vendor/niivue.umd.js";
+        s.onload = ok;
+        s.onerror = () => fail(new Error("NiiVue is not installed on this server"));
+        document.head.appendChild(s);
+      });
+    } catch (e) {
+      note.textContent = `Interactive viewer unavailable (${e.message}); the slices above are rendered by the server.`;
+      return;
+    }
+  }
+  if (!document.createElement("canvas").getContext("webgl2")) {
+    note.textContent = "Interactive viewer unavailable (this browser has no WebGL2); the slices above are rendered by the server.";
+    return;
+  }
+  try {
+    $("#niivue-panel").hidden = false;
+    if (!nv) {
+      nv = new window.niivue.Niivue({show3Dcrosshair: true, isRadiologicalConvention: false});
+      await nv.attachTo("niivue");
+    }
+    const vols = [{url: `${url}/volume.nii.gz`, name: "scan.nii.gz", colormap: "gray"}];
+    if (info.overlay) vols.push({url: `${url}/overlay.nii.gz`, name: "lime.nii.gz", colormap: "warm",
+      colormapNegative: "winter", cal_min: 0.05, cal_max: 1, opacity: 0.6});
+    await nv.loadVolumes(vols);
+    nv.setSliceType(nv.sliceTypeMultiplanar);
+    note.textContent = "NiiVue: click to move the crosshair, scroll to change slices.";
+    document.body.dataset.niivue = "ready";
+  } catch (e) {
+    $("#niivue-panel").hidden = true;
+    note.textContent = `Interactive viewer failed (${e.message}); the slices above are rendered by the server.`;
+  }
+}
+
+$("#scan-form").addEventListener("submit", submit);
+document.addEventListener("input", onSlide);
+$("#overlay").addEventListener("change", refreshSlices);
+init();
