@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from brain3d.errors import VolumeError
-from brain3d.orientation import model_to_ras, orientation_codes, spacing_of, to_model_axes
+from brain3d.orientation import from_model_axes, model_to_ras, orientation_codes, spacing_of, to_model_axes
 
 # 512³ float32 voxels ≈ 0.5 GiB: far above any brain MRI, below what would exhaust a workstation.
 MAX_VOXELS = 512**3
@@ -96,31 +96,50 @@ def read_sequences(
 
 def resample_to(vol: Volume, affine: np.ndarray, shape: tuple[int, int, int], order: int = 1) -> np.ndarray:
     """Resample a (D, H, W) volume onto another model-space grid through world coordinates."""
+    return resample_array(vol.data, vol.affine, affine, shape, order)
+
+
+def resample_array(data: np.ndarray, src_affine: np.ndarray, affine: np.ndarray, shape: Sequence[int],
+                   order: int = 1) -> np.ndarray:
+    """Resample a (D, H, W) array given on the grid `src_affine` onto the grid (`affine`, `shape`) through world
+    coordinates; outside the source grid is 0. order 0 (nearest) keeps label maps as labels."""
     from scipy.ndimage import map_coordinates
 
+    shape = tuple(int(n) for n in shape)
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).reshape(-1, 3)
-    src = np.linalg.inv(vol.affine) @ affine  # target index → source index
+    src = np.linalg.inv(src_affine) @ affine  # target index → source index
     coords = grid @ src[:3, :3].T + src[:3, 3]
-    out = map_coordinates(vol.data, coords.T, order=order, mode="constant", cval=0.0)
+    out = map_coordinates(np.asarray(data, dtype=np.float32), coords.T, order=order, mode="constant", cval=0.0)
     return out.reshape(shape).astype(np.float32)
 
 
-def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
-    """Write a model-space array (D, H, W) or (C, D, H, W) as an RAS NIfTI that viewers place correctly."""
-    from brain3d.fsutil import atomic_write_bytes
-
+def nifti_bytes(data: np.ndarray, affine: np.ndarray, gz: bool = True,
+                stored_as: Sequence[str] | None = None) -> bytes:
+    """A model-space array (D, H, W) or (C, D, H, W) as the bytes of a NIfTI that viewers place correctly:
+    RAS-stored, or with `stored_as` (a scan's `Volume.orientation`, e.g. LPS) in that axis order, which puts a
+    map computed on a scan's model-axes grid voxel for voxel on the scan's own stored grid and affine."""
     if hasattr(data, "detach"):  # a torch tensor (e.g. an attribution map on the GPU)
         data = data.detach().cpu().numpy()
-    data = np.asarray(data)
-    ras, ras_affine = model_to_ras(data.astype(np.float32, copy=False), affine)
-    img = nib.Nifti1Image(ras, ras_affine)
-    img.set_qform(ras_affine, code=1)
-    img.set_sform(ras_affine, code=1)
-    path = Path(path)
+    data = np.asarray(data).astype(np.float32, copy=False)
+    if stored_as is None:
+        stored, stored_affine = model_to_ras(data, affine)
+    else:
+        stored, stored_affine = from_model_axes(data, affine, tuple(stored_as))
+    img = nib.Nifti1Image(stored, stored_affine)
+    img.set_qform(stored_affine, code=1)
+    img.set_sform(stored_affine, code=1)
     raw = img.to_bytes()
-    if path.name.endswith(".gz"):
-        raw = gzip.compress(raw, compresslevel=6, mtime=0)
-    return atomic_write_bytes(path, raw)
+    return gzip.compress(raw, compresslevel=6, mtime=0) if gz else raw
+
+
+def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | Path,
+                stored_as: Sequence[str] | None = None) -> Path:
+    """Write a model-space array (D, H, W) or (C, D, H, W) as a NIfTI (gzip-compressed for a .gz name), RAS-stored
+    or in the axis order `stored_as` (see `nifti_bytes`)."""
+    from brain3d.fsutil import atomic_write_bytes
+
+    path = Path(path)
+    return atomic_write_bytes(path, nifti_bytes(data, affine, gz=path.name.endswith(".gz"), stored_as=stored_as))
 
 
 # ---- format readers: each returns (array with spatial axes first, voxel→world RAS affine) ----

@@ -133,6 +133,29 @@ def test_write_nifti_round_trips_model_space(tmp_path, ras):
     assert gzip.decompress(out.read_bytes())  # a valid gzip stream
 
 
+@pytest.mark.parametrize("codes", ["LPS", "PSR", "RAS"])
+def test_write_nifti_on_the_scans_own_stored_grid(tmp_path, ras, codes):
+    stored, affine = reoriented(*ras, codes)
+    vol = read_volume(save_nifti(stored, affine, tmp_path / f"{codes}.nii.gz"))
+    out = nib.load(str(write_nifti(vol.data, vol.affine, tmp_path / "map.nii.gz", stored_as=vol.orientation)))
+    assert out.shape == stored.shape and "".join(nib.aff2axcodes(out.affine)) == codes
+    np.testing.assert_allclose(out.affine, affine, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out.dataobj), stored)  # voxel for voxel the scan's own array
+
+
+def test_resample_array_nearest_keeps_labels(ras):
+    from brain3d.io import resample_array
+
+    labels = np.zeros((6, 6, 6), np.float32)
+    labels[:3] = 2.0
+    labels[3:] = 5.0
+    src = np.diag([2.0, 2.0, 2.0, 1.0])
+    out = resample_array(labels, src, np.diag([1.0, 1.0, 1.0, 1.0]), (12, 12, 12), order=0)
+    assert set(np.unique(out[:11, :11, :11])) == {2.0, 5.0}  # no blended label inside the source grid
+    assert (out[:5, :11, :11] == 2.0).all() and (out[7:11, :11, :11] == 5.0).all()
+    assert (out[11:] == 0).all()  # beyond the source grid
+
+
 # ---- bad input: every case has its own clear message ----
 
 
