@@ -43,8 +43,13 @@ def plane_aspect(spacing: Sequence[float], plane: str) -> float:
 
 def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
                    centre: Sequence[int] | None = None, overlay: np.ndarray | None = None,
-                   title: str | None = None, cmap: str = "gray") -> None:
-    """Draw axial, coronal and sagittal slices of a (D, H, W) array into three matplotlib axes."""
+                   title: str | None = None, cmap: str = "gray", overlay_limit: float | None = None):
+    """Draw axial, coronal and sagittal slices of a (D, H, W) array into three matplotlib axes.
+
+    The overlay is a mask (positive voxels in warm colours) or, with `overlay_limit`, a signed map drawn red
+    (positive) / blue (negative) on the symmetric scale ±overlay_limit with zeros transparent (attribution maps).
+    Returns the last overlay image drawn (for a colour bar), or None."""
+    shown = None
     centre = centre if centre is not None else tuple(n // 2 for n in data.shape)
     vmin, vmax = np.percentile(data, [0.5, 99.5]) if data.size else (0, 1)
     for ax, (name, (axis, (left, right, bottom, top))) in zip(axes, PLANES.items()):
@@ -52,9 +57,12 @@ def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = 
         ov = None if overlay is None else plane_slice(overlay, name, centre[axis])
         aspect = plane_aspect(spacing, name)
         ax.imshow(img, cmap=cmap, origin="lower", aspect=aspect, vmin=vmin, vmax=vmax, interpolation="nearest")
-        if ov is not None and np.any(ov):
-            ax.imshow(np.ma.masked_where(ov <= 0, ov), cmap="autumn", origin="lower", aspect=aspect, alpha=0.45,
-                      interpolation="nearest")
+        if ov is not None and overlay_limit is not None:
+            shown = ax.imshow(np.ma.masked_where(ov == 0, ov), cmap="bwr", origin="lower", aspect=aspect,
+                              alpha=0.55, vmin=-overlay_limit, vmax=overlay_limit, interpolation="nearest")
+        elif ov is not None and np.any(ov):
+            shown = ax.imshow(np.ma.masked_where(ov <= 0, ov), cmap="autumn", origin="lower", aspect=aspect,
+                              alpha=0.45, interpolation="nearest")
         style = dict(color="yellow", fontsize=10, fontweight="bold", transform=ax.transAxes)
         ax.text(0.02, 0.5, left, ha="left", va="center", **style)
         ax.text(0.98, 0.5, right, ha="right", va="center", **style)
@@ -63,13 +71,12 @@ def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{title} · {name}" if title and name == "axial" else name, fontsize=8)
+    return shown
 
 
 def save_triplanar_png(panels: Sequence[tuple[str, np.ndarray, Sequence[float], np.ndarray | None]],
                        path: str | Path, dpi: int = 110) -> Path:
     """One row per (title, data (D, H, W), spacing, overlay-or-None) panel; written atomically as PNG."""
-    import io
-
     from brain3d.fsutil import atomic_write_bytes
 
     plt = _mpl()
@@ -80,7 +87,14 @@ def save_triplanar_png(panels: Sequence[tuple[str, np.ndarray, Sequence[float], 
             centre = tuple(int(round(c)) for c in np.argwhere(overlay > 0).mean(axis=0))
         draw_triplanar(row, data, spacing, centre=centre, overlay=overlay, title=title)
     fig.tight_layout()
+    return atomic_write_bytes(path, figure_png(fig, dpi))
+
+
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    import io
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    _mpl().close(fig)
+    return buf.getvalue()
