@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from brain3d.errors import CheckpointError
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -37,6 +39,8 @@ def register(app: typer.Typer) -> None:
         from brain3d.serve.config import ServeConfig
 
         ckpt, is_demo = resolve_checkpoint(checkpoint)
+        if not (ckpt / "config.json").is_file():  # say so now, not from a background thread after listening
+            raise CheckpointError("is not a brain3d checkpoint (no config.json)", ckpt)
         if is_demo:
             typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
             phantoms = phantoms or demo_phantoms(ckpt)
