@@ -41,6 +41,16 @@ def plane_aspect(spacing: Sequence[float], plane: str) -> float:
     return rows / cols
 
 
+def signed_cmap():
+    """Blue-white-red whose opacity grows with |value|: weak attributions leave the anatomy visible."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    colours = matplotlib.colormaps["bwr"](np.linspace(0.0, 1.0, 256))  # (256, 4) RGBA
+    colours[:, 3] = 0.85 * np.abs(np.linspace(-1.0, 1.0, 256)) ** 0.6
+    return ListedColormap(colours)
+
+
 def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
                    centre: Sequence[int] | None = None, overlay: np.ndarray | None = None,
                    title: str | None = None, cmap: str = "gray", overlay_limit: float | None = None):
@@ -58,8 +68,8 @@ def draw_triplanar(axes: Sequence, data: np.ndarray, spacing: Sequence[float] = 
         aspect = plane_aspect(spacing, name)
         ax.imshow(img, cmap=cmap, origin="lower", aspect=aspect, vmin=vmin, vmax=vmax, interpolation="nearest")
         if ov is not None and overlay_limit is not None:
-            shown = ax.imshow(np.ma.masked_where(ov == 0, ov), cmap="bwr", origin="lower", aspect=aspect,
-                              alpha=0.55, vmin=-overlay_limit, vmax=overlay_limit, interpolation="nearest")
+            shown = ax.imshow(np.ma.masked_where(ov == 0, ov), cmap=signed_cmap(), origin="lower", aspect=aspect,
+                              vmin=-overlay_limit, vmax=overlay_limit, interpolation="nearest")
         elif ov is not None and np.any(ov):
             shown = ax.imshow(np.ma.masked_where(ov <= 0, ov), cmap="autumn", origin="lower", aspect=aspect,
                               alpha=0.45, interpolation="nearest")
