@@ -32,10 +32,9 @@ def register(app: typer.Typer) -> None:
                                                            "(default: the demo cohort's, with the demo checkpoint)."),
     ) -> None:
         """Serve reports over HTTP: REST API (/docs), probes, /metrics and a web page at /."""
-        import uvicorn
-
         from brain3d.commands.report import resolve_checkpoint
         from brain3d.serve.app import create_app
+        from brain3d.serve.server import run
         from brain3d.serve.config import ServeConfig
 
         ckpt, is_demo = resolve_checkpoint(checkpoint)
@@ -52,8 +51,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"warning: listening on {host}: anyone who can reach this machine can upload scans; "
                        "put an authenticating proxy in front", err=True)
         typer.echo(f"brain3d serve: http://{host}:{port}/ (API docs at /docs)", err=True)
-        uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning",
-                    timeout_graceful_shutdown=10)
+        run(create_app(cfg), host, port)
 
 
 def demo_phantoms(ckpt: Path) -> Path | None:

@@ -166,8 +166,9 @@ async function showNiivue(url, info) {
   try {
     $("#niivue-panel").hidden = false;
     if (!nv) {
-      nv = new window.niivue.Niivue({show3Dcrosshair: true, isRadiologicalConvention: false});
-      await nv.attachTo("niivue");
+      nv = new window.niivue.Niivue({show3Dcrosshair: true, isRadiologicalConvention: false, crosshairWidth: 0.5,
+        crosshairColor: [1, 0.2, 0.2, 0.6]});
+      await nv.attachTo("nv-canvas");
     }
     const vols = [{url: `${url}/volume.nii.gz`, name: "scan.nii.gz", colormap: "gray"}];
     if (info.overlay) vols.push({url: `${url}/overlay.nii.gz`, name: "lime.nii.gz", colormap: "warm",
