@@ -7,6 +7,7 @@ Benchmarks (each compares two ways of doing the same work, measured in this one 
   feature_cache  phase-2 epoch from cached encoder features vs recomputing the encoder (bench/train.py)
   generation     batched vs one-by-one report generation (bench/generation.py)
   prefill        LM prefill of 32 visual tokens vs a 64-slice 2D approach (bench/prefill.py)
+The serving load test (bench/serve.py: three `brain3d serve` processes) runs on its own; its serve.json is reported here.
 The laterality study (bench/laterality.py) takes long: `--laterality` runs it here; `--laterality-json F`
 reads a finished study's laterality.json into the report instead.
 `--quick` is a tiny smoke version (seconds per benchmark); its numbers only show that everything runs.
@@ -170,7 +171,14 @@ def markdown(report: dict) -> str:
                   "", _module("grounding").markdown(grounding).rstrip()]
     else:
         lines += ["Not part of this run: `.venv/bin/python bench/grounding.py` writes bench/grounding/grounding.json."]
-    lines += ["", "Every number above, with its settings, is in results.json."]
+    serving = BENCH / "serve.json"
+    lines += [""]
+    if serving.is_file():  # the load test runs on its own (bench/serve.py: three server processes); kept here
+        lines += [_module("serve").markdown(json.loads(serving.read_text(encoding="utf-8"))).rstrip(), ""]
+    else:
+        lines += ["## Serving under load", "", "Not part of this run: `.venv/bin/python bench/serve.py` writes "
+                  "bench/serve.json and this section.", ""]
+    lines += ["Every number above, with its settings, is in results.json (serving: serve.json)."]
     return "\n".join(lines) + "\n"
 
 
