@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "brain3d.commands.root",
     "brain3d.commands.volume",
     "brain3d.commands.report",
+    "brain3d.commands.explain",
     "brain3d.commands.evaluate",
     "brain3d.commands.model",
     "brain3d.commands.train",

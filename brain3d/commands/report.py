@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
         fhir: bool = typer.Option(False, "--fhir", help="Also write <id>.fhir.json: a FHIR R4B Bundle with a "
                                                         "DiagnosticReport and its Observations (needs --out)."),
         schema: bool = typer.Option(False, "--schema", help="Print the JSON schema of a record and exit."),
+        explain: bool = typer.Option(False, "--explain", help="Also explain each report's side with 3D LIME (why "
+                                                               "left and not right?): top supporting regions in its "
+                                                               "JSON, and with --out <id>_lime.nii.gz/.png/.json."),
+        explain_samples: int = typer.Option(100, "--explain-samples", min=2, help="LIME samples per scan."),
     ) -> None:
         """Report on scans: one report text and one structured JSON record per scan."""
         from brain3d.reporting.schema import ReportRecord
@@ -66,7 +70,8 @@ def register(app: typer.Typer) -> None:
         summary = run_report(inputs, ckpt, vision_model=vision_model, language_model=language_model, out=out,
                              json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
                              load_4bit=load_4bit, sequences=sequences, mirror_check=mirror_check,
-                             series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir)
+                             series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir,
+                             explain_samples=explain_samples if explain else None)
         if summary["failed"] or summary["export_failed"]:
             raise typer.Exit(code=3)
 
@@ -75,11 +80,12 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                json_lines: bool = False, profile: str = "greedy", batch_size: int = 4, device: str = "auto",
                load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
                series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True,
-               dicom_sr: bool = False, fhir: bool = False) -> dict:
-    """Load the model once, report on every scan, write outputs as each finishes; returns counts."""
+               dicom_sr: bool = False, fhir: bool = False, explain_samples: int | None = None) -> dict:
+    """Load the model once, report on every scan, write outputs as each finishes; returns counts.
+    `explain_samples`: explain each report's side with that many LIME samples (None: no explanation)."""
     from rich.progress import Progress
 
-    from brain3d.eval.evaluate import EvaluateOptions, load_model, preprocess_for
+    from brain3d.eval.evaluate import EvaluateOptions, preprocess_for
     from brain3d.reporting.dicom_source import require_dicom_series
     from brain3d.reporting.inputs import discover
     from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
@@ -87,12 +93,9 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
 
     if dicom_sr:  # refuse volume files before the model loads; folders are checked once their scans are known
         require_dicom_series([i for i in inputs if not Path(str(i)).is_dir()])
-    model = load_model(ckpt, EvaluateOptions(device=device, vision_model=vision_model, language_model=language_model,
-                                             load_4bit=load_4bit or None))
-    seqs = tuple(sequences.split(",")) if sequences else tuple(model.config.sequences)
-    if len(seqs) != len(model.config.sequences):
-        raise CheckpointError(f"was trained on {len(model.config.sequences)} sequences "
-                              f"({', '.join(model.config.sequences)}), not {len(seqs)}", ckpt)
+    model, seqs = load_with_sequences(ckpt, EvaluateOptions(device=device, vision_model=vision_model,
+                                                            language_model=language_model, load_4bit=load_4bit or None),
+                                      sequences)
     scans = discover(inputs, seqs, series_uid=series_uid)
     if dicom_sr:
         require_dicom_series([p for s in scans for p in s.paths])
@@ -114,7 +117,11 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
     by_id = {s.id: s for s in scans}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("reporting", total=len(scans))
-        for rec in generate_records(model, scans, opts, pre, on_record=writer):
+        for rec in generate_records(model, scans, opts, pre):
+            if explain_samples is not None and rec.error is None:
+                rec.explanation = side_explanation(model, by_id[rec.id], rec.report, explain_samples, out)
+            if writer is not None:
+                writer(rec)
             counts["failed" if rec.error else "reported"] += 1
             if rec.laterality_consistent is False:
                 counts["inconsistent"] += 1
@@ -135,6 +142,34 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else "")
                + (f", {counts['export_failed']} not exported" if counts["export_failed"] else ""), err=True)
     return counts
+
+
+def load_with_sequences(ckpt: Path, opts, sequences: str | None):
+    """The checkpoint's model and the sequence names to read (its own, or a comma list of as many)."""
+    from brain3d.eval.evaluate import load_model
+
+    model = load_model(ckpt, opts)
+    seqs = tuple(sequences.split(",")) if sequences else tuple(model.config.sequences)
+    if len(seqs) != len(model.config.sequences):
+        raise CheckpointError(f"was trained on {len(model.config.sequences)} sequences "
+                              f"({', '.join(model.config.sequences)}), not {len(seqs)}", ckpt)
+    return model, seqs
+
+
+def side_explanation(model, scan, report: str, samples: int, out: Path | None):
+    """The report's side explained (3D LIME, `brain3d.explain`); its files go into `out` when given. A report
+    without a side, or a failure, is stated in the explanation's `error` and the report stands."""
+    from brain3d.explain import ExplainConfig, explain_scan
+    from brain3d.reporting.schema import SideExplanation, SupportingRegion
+
+    try:
+        exp = explain_scan(model, scan, ExplainConfig(target="side", samples=samples), out=out, report=report)
+    except Brain3DError as exc:
+        return SideExplanation(error=str(exc))
+    nifti = exp.files.get("nifti")
+    return SideExplanation(word=exp.words[0], score=exp.score, r2=exp.r2, map=nifti.name if nifti else None,
+                           top_supporting=[SupportingRegion(**{k: r[k] for k in SupportingRegion.model_fields})
+                                           for r in exp.top])
 
 
 def _exporter(out: Path | None, ckpt: Path, dicom_sr: bool, fhir: bool):

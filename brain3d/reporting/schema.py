@@ -21,6 +21,29 @@ class Findings(BaseModel):
     pathology: bool = Field(False, description="Whether the report asserts any pathology at all.")
 
 
+class SupportingRegion(BaseModel):
+    """One supervoxel of a side explanation (3D LIME; `brain3d explain`)."""
+
+    label: int = Field(description="Supervoxel label in the explanation's map.")
+    weight: float = Field(description="LIME weight: how much this region raises the score of the written side.")
+    side: Literal["left", "right"] = Field(description="Hemisphere of its centroid (midsagittal plane).")
+    centroid_mm: list[float] = Field(description="Centroid in world RAS mm.")
+    volume_ml: float
+    lobe: str | None = None
+
+
+class SideExplanation(BaseModel):
+    """With --explain: why the report names its side: log p(side word) − log p(mirror word), explained by 3D LIME."""
+
+    word: str | None = Field(None, description="The side word explained (the report's first left/right).")
+    score: float | None = Field(None, description="log p(word) − log p(mirror word) at that position, unperturbed.")
+    r2: float | None = Field(None, description="Weighted R² of the LIME fit.")
+    top_supporting: list[SupportingRegion] = Field(default_factory=list,
+                                                   description="Supporting supervoxels, strongest first.")
+    map: str | None = Field(None, description="File name of the attribution map (NIfTI, the scan's own grid).")
+    error: str | None = Field(None, description="Why there is no explanation (e.g. the report names no side).")
+
+
 class ReportRecord(BaseModel):
     """One scan's result. `error` is set (and `report` empty) when the scan could not be read or reported."""
 
@@ -38,4 +61,5 @@ class ReportRecord(BaseModel):
     mirrored_side: Literal["left", "right", "bilateral"] | None = None
     reference: str | None = Field(None, description="Reference report, when the input was a manifest.")
     seconds: float = Field(0.0, description="Wall time for this scan (reading, preprocessing, its share of generation).")
+    explanation: SideExplanation | None = Field(None, description="With --explain: the side explanation.")
     error: str | None = None
