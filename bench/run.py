@@ -7,6 +7,7 @@ Benchmarks (each compares two ways of doing the same work, measured in this one 
   feature_cache  phase-2 epoch from cached encoder features vs recomputing the encoder (bench/train.py)
   generation     batched vs one-by-one report generation (bench/generation.py)
   prefill        LM prefill of 32 visual tokens vs a 64-slice 2D approach (bench/prefill.py)
+  explain        3D LIME: batched vs one-at-a-time perturbation, same seed and samples (bench/explain.py)
 The serving load test (bench/serve.py: three `brain3d serve` processes) runs on its own; its serve.json is reported here.
 The laterality study (bench/laterality.py) takes long: `--laterality` runs it here; `--laterality-json F`
 reads a finished study's laterality.json into the report instead.
@@ -80,9 +81,13 @@ def prefill(quick: bool, models: dict) -> dict:
     return _module("prefill").run(quick, models=models)
 
 
+def explain(quick: bool, models: dict) -> dict:
+    return _module("explain").run(quick, models=models)
+
+
 BENCHMARKS: dict[str, Callable[[bool, dict], dict]] = {
     "preprocess": preprocess, "synth": synth, "encoder": encoder, "feature_cache": feature_cache,
-    "generation": generation, "prefill": prefill,
+    "generation": generation, "prefill": prefill, "explain": explain,
 }
 
 
@@ -125,6 +130,17 @@ def row(name: str, r: dict) -> tuple[str, str, str, str]:
                 f"{r['slices_prefill_ms']:.1f} ms. Real MedGemma: {r['real_models']['slices_visual_tokens']:,} vs "
                 f"{r['real_models']['brain3d_visual_tokens']} image tokens",
                 f"{_x(r['token_ratio'])} tokens, {_x(r['speedup'])} faster", "fewer tokens, faster")
+    if name == "explain":
+        side = r["targets"]["side"]
+        c, d, h, w = r["volume"]
+        diff = max(t["max_abs_weight_diff"] for t in r["targets"].values())
+        return (f"3D LIME, {r['samples']} samples x {r['segments']} supervoxels on one {d}x{h}x{w} scan: one at a "
+                f"time vs batch {r['batch']}",
+                f"report target {r['seconds_one_at_a_time']:.2f} s vs {r['seconds_batched']:.2f} s, side target "
+                f"{side['seconds_one_at_a_time']:.2f} s vs {side['seconds_batched']:.2f} s; weights equal to "
+                f"{diff:.0e}; encoder {r['encoder_ms_per_volume_batch1']:.1f} vs "
+                f"{r['encoder_ms_per_volume_batched']:.1f} ms per volume",
+                _x(r["speedup"]) + " faster", ">= 3x, identical weights")
     raise KeyError(name)
 
 

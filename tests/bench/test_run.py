@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("preprocess", "synth", "encoder", "feature_cache", "generation", "prefill")
+BENCHMARKS = ("preprocess", "synth", "encoder", "feature_cache", "generation", "prefill", "explain")
 
 
 def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
@@ -38,6 +38,12 @@ def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     assert pre["slices_sequence"] == 64 * 16 + pre["prompt_tokens"]
     assert pre["real_models"]["slices_visual_tokens"] == 16384 and pre["real_models"]["visual_token_ratio"] == 512
     assert pre["brain3d_prefill_ms"] > 0 and pre["slices_prefill_ms"] > 0
+
+    ex = r["explain"]
+    assert set(ex["targets"]) == {"report", "side"} and ex["samples"] == 16
+    for t in ex["targets"].values():
+        assert t["max_abs_weight_diff"] <= 1e-6 * max(1.0, t["max_abs_weight"]) and t["speedup"] > 0
+    assert "one at a time vs" in ex["quote"]
 
     md = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "Quick smoke run" in md
