@@ -160,16 +160,13 @@ def side_explanation(model, scan, report: str, samples: int, out: Path | None):
     """The report's side explained (3D LIME, `brain3d.explain`); its files go into `out` when given. A report
     without a side, or a failure, is stated in the explanation's `error` and the report stands."""
     from brain3d.explain import ExplainConfig, explain_scan
-    from brain3d.reporting.schema import SideExplanation, SupportingRegion
+    from brain3d.reporting.schema import SideExplanation
 
     try:
         exp = explain_scan(model, scan, ExplainConfig(target="side", samples=samples), out=out, report=report)
     except Brain3DError as exc:
         return SideExplanation(error=str(exc))
-    nifti = exp.files.get("nifti")
-    return SideExplanation(word=exp.words[0], score=exp.score, r2=exp.r2, map=nifti.name if nifti else None,
-                           top_supporting=[SupportingRegion(**{k: r[k] for k in SupportingRegion.model_fields})
-                                           for r in exp.top])
+    return SideExplanation.of(exp)
 
 
 def _exporter(out: Path | None, ckpt: Path, dicom_sr: bool, fhir: bool):

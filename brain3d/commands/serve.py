@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         vision_model: Optional[Path] = typer.Option(None, help="Override the vision base-model folder."),
         language_model: Optional[Path] = typer.Option(None, help="Override the language base-model folder."),
         load_4bit: bool = typer.Option(False, "--load-4bit", help="Load the language model in 4-bit NF4."),
+        explain_samples: int = typer.Option(100, min=2, help="LIME samples per ?explain=side request."),
         phantoms: Optional[Path] = typer.Option(None, help="Manifest whose test scans the page offers as examples "
                                                            "(default: the demo cohort's, with the demo checkpoint)."),
     ) -> None:
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         cfg = ServeConfig(checkpoint=ckpt, host=host, port=port, max_upload_mb=max_upload_mb, batch=batch,
                           queue_size=queue_size, max_wait_ms=max_wait_ms, device=device, profile=profile,
                           max_new_tokens=max_new_tokens, vision_model=vision_model, language_model=language_model,
-                          load_4bit=load_4bit, phantoms=phantoms)
+                          load_4bit=load_4bit, explain_samples=explain_samples, phantoms=phantoms)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: listening on {host}: anyone who can reach this machine can upload scans; "
                        "put an authenticating proxy in front", err=True)

@@ -43,6 +43,14 @@ class SideExplanation(BaseModel):
     map: str | None = Field(None, description="File name of the attribution map (NIfTI, the scan's own grid).")
     error: str | None = Field(None, description="Why there is no explanation (e.g. the report names no side).")
 
+    @classmethod
+    def of(cls, exp) -> "SideExplanation":
+        """The record's view of a side `brain3d.explain.Explanation` (shared by `report --explain` and serve)."""
+        nifti = exp.files.get("nifti")
+        return cls(word=exp.words[0], score=exp.score, r2=exp.r2, map=nifti.name if nifti else None,
+                   top_supporting=[SupportingRegion(**{k: r[k] for k in SupportingRegion.model_fields})
+                                   for r in exp.top])
+
 
 class ReportRecord(BaseModel):
     """One scan's result. `error` is set (and `report` empty) when the scan could not be read or reported."""

@@ -136,8 +136,6 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
             finally:
                 await run_in_threadpool(shutil.rmtree, folder, True)
         body = result.record.model_dump(mode="json")
-        if result.explanation is not None:
-            body["explanation"] = result.explanation
         headers = {}
         if view:
             page_view = await run_in_threadpool(_page_view, scan, result.attribution)

@@ -35,6 +35,7 @@ class ServeConfig:
     vision_model: Path | None = None
     language_model: Path | None = None
     load_4bit: bool = False
+    explain_samples: int = 100  # LIME samples per `?explain=side` request (each one a model run)
     phantoms: Path | None = None  # a manifest whose scans the page offers as ready-made examples
     views: int = 8  # page views (slices, volume, overlay) kept in memory, oldest dropped first
     tmp_root: Path | None = None  # parent of the private upload folder (default: the system's temp folder)
@@ -43,6 +44,8 @@ class ServeConfig:
         for name in ("max_upload_mb", "batch", "queue_size", "views", "zip_factor", "max_zip_members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve setting {name} must be at least 1")
+        if self.explain_samples < 2:
+            raise ConfigError(f"LIME needs at least 2 samples, got explain_samples={self.explain_samples}")
         if self.profile not in ("greedy", "paper"):
             raise ConfigError(f"profile must be greedy or paper, not {self.profile!r}")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from brain3d.errors import Brain3DError
 from brain3d.reporting.inputs import ScanInput
 from brain3d.reporting.runner import ReportOptions, generate_records
-from brain3d.reporting.schema import ReportRecord
+from brain3d.reporting.schema import ReportRecord, SideExplanation
 from brain3d.serve.batcher import Batcher
 from brain3d.serve.config import ServeConfig
 from brain3d.serve.metrics import Metrics
@@ -33,9 +33,11 @@ class ReportJob:
 
 @dataclass
 class ReportResult:
+    """A job's record (with `explanation` set when one was asked for) and the attribution map for the page:
+    (map (D, H, W) on the model grid, its index → world RAS affine), or None."""
+
     record: ReportRecord
-    explanation: dict | None = None  # Explanation.to_dict(), or {"error": sentence}
-    attribution: tuple | None = None  # (map (D, H, W), model affine) for the page's overlay
+    attribution: tuple | None = None
 
 
 class ReportService:
@@ -142,18 +144,20 @@ class ReportService:
         return results
 
     def _explain(self, job: ReportJob, result: ReportResult) -> None:
-        """LIME attribution of the report's `job.explain` words (3D supervoxels), kept for the response and page."""
+        """The report's side explained by 3D LIME, as `brain3d report --explain` records it; the map is kept for the
+        page. A report without a side, or a failure, is stated in the explanation's error and the report stands."""
         from brain3d.explain import ExplainConfig, explain_scan
 
         scan = job.scan
-        cfg = ExplainConfig(target=job.explain, max_new_tokens=self.cfg.max_new_tokens)
+        cfg = ExplainConfig(target=job.explain, samples=self.cfg.explain_samples, max_new_tokens=self.cfg.max_new_tokens,
+                            png=False)
         try:
-            exp = explain_scan(self.model, ScanInput(scan.id, scan.paths, "upload", meta={"series_uid": scan.series_uid}), cfg, out=None,
-                               report=result.record.report)
+            exp = explain_scan(self.model, ScanInput(scan.id, scan.paths, "upload", meta={"series_uid": scan.series_uid}),
+                               cfg, out=None, report=result.record.report)
         except Brain3DError as exc:
-            result.explanation = {"target": job.explain, "error": str(retold(exc, dict(zip(scan.paths, scan.names))))}
+            result.record.explanation = SideExplanation(error=str(retold(exc, dict(zip(scan.paths, scan.names)))))
             return
-        result.explanation = exp.to_dict()
+        result.record.explanation = SideExplanation.of(exp)
         result.attribution = (exp.map_model, exp.model_affine)
 
 

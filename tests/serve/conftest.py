@@ -22,7 +22,7 @@ UPLOAD_MB = 2
 
 def serve_config(checkpoint: Path, root: Path, **changes) -> ServeConfig:
     """Small, fast settings: short reports, a 2 MB upload cap, phantoms from a tiny manifest."""
-    settings = dict(checkpoint=checkpoint, device="cpu", max_new_tokens=8, max_upload_mb=UPLOAD_MB, batch=4,
+    settings = dict(checkpoint=checkpoint, device="cpu", max_new_tokens=8, max_upload_mb=UPLOAD_MB, batch=4, explain_samples=6,
                     queue_size=6, max_wait_ms=10, phantoms=make_manifest(root / "phantoms", 2, 0, 2),
                     tmp_root=root / "tmp")
     settings.update(changes)

@@ -101,8 +101,10 @@ function showRecord(rec) {
   if (!ex) el.textContent = "";
   else if (ex.error) el.textContent = `explanation: ${ex.error}`;
   else {
-    const top = (ex.top || []).slice(0, 3).map((s) => `${s.side}${s.lobe ? " " + s.lobe : ""} (${s.weight.toFixed(3)})`);
-    el.textContent = `explanation of "${ex.target}": strongest supporting regions ${top.join("; ") || "none"}`;
+    const top = (ex.top_supporting || []).slice(0, 3)
+      .map((r) => `${r.side}${r.lobe ? " " + r.lobe : ""} (weight ${r.weight.toFixed(3)}, ${r.volume_ml.toFixed(1)} ml)`);
+    el.textContent = `why "${ex.word}": strongest supporting regions ${top.join("; ") || "none"} ` +
+      `(LIME fit R² ${ex.r2 === null ? "n/a" : ex.r2.toFixed(2)})`;
   }
 }
 
