@@ -15,7 +15,6 @@ Writes bench/serve.json and its section of bench/results.md (bench/run.py keeps 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -285,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     a.out.mkdir(parents=True, exist_ok=True)
     from brain3d.fsutil import atomic_write_json
 
-    atomic_write_json(a.out / "serve.json", {k: v for k, v in r.items()})
+    atomic_write_json(a.out / "serve.json", r)
     write_section(a.out / "results.md", markdown(r))
     print(r["quote"] + ("" if r["ok"] else "  (FAILED: see serve.json)"))
     return r

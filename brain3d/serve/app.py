@@ -63,7 +63,7 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        service.start(background=True)
+        service.start()
         try:
             yield
         finally:

@@ -53,7 +53,6 @@ class ReportService:
         self.batcher = Batcher(self._run_batch, cfg.batch, cfg.queue_size, cfg.max_wait_ms / 1000,
                                on_batch=self._on_batch)
         self.tmp_root: Path | None = None
-        self._loader: threading.Thread | None = None
         metrics.capacity.set(cfg.queue_size)
         metrics.queue.set_function(lambda: self.batcher.admitted)
 
@@ -61,22 +60,13 @@ class ReportService:
     def ready(self) -> bool:
         return self.model is not None and self.batcher.alive
 
-    def start(self, background: bool = True) -> None:
-        """Create the private upload folder (mode 0700) and load the model, by default in a background thread."""
+    def start(self) -> None:
+        """Create the private upload folder (mode 0700) and load the model in a background thread."""
         parent = self.cfg.tmp_root
         if parent is not None:
             Path(parent).mkdir(parents=True, exist_ok=True)
         self.tmp_root = Path(tempfile.mkdtemp(prefix="brain3d-serve-", dir=parent))
-        if background:
-            self._loader = threading.Thread(target=self._load, name="brain3d-load", daemon=True)
-            self._loader.start()
-        else:
-            self._load()
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        if self._loader is not None:
-            self._loader.join(timeout)
-        return self.ready
+        threading.Thread(target=self._load, name="brain3d-load", daemon=True).start()
 
     def _load(self) -> None:
         from brain3d.eval.evaluate import EvaluateOptions, load_model, preprocess_for
@@ -86,8 +76,8 @@ class ReportService:
             model = load_model(cfg.checkpoint, EvaluateOptions(
                 device=cfg.device, vision_model=cfg.vision_model, language_model=cfg.language_model,
                 load_4bit=cfg.load_4bit or None))
-        except Brain3DError as exc:
-            self.load_error = str(exc)
+        except Exception as exc:  # readiness reports it; the process keeps answering probes
+            self.load_error = str(exc) if isinstance(exc, Brain3DError) else f"the model failed to load: {exc}"
             return
         self.preprocess, self.sequences = preprocess_for(model), tuple(model.config.sequences)
         self.model = model

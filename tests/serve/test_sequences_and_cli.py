@@ -60,3 +60,23 @@ def test_serve_command_refuses_a_folder_that_is_no_checkpoint_before_listening(c
     assert capsys.readouterr().err.strip().endswith(f"{tmp_path}: is not a brain3d checkpoint (no config.json)")
     assert main(["serve", "--checkpoint", str(tmp_path), "--batch", "0"]) == 2
     assert "--batch" in capsys.readouterr().err
+
+
+def test_a_model_that_fails_to_load_is_reported_by_the_probes(tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    broken = tmp_path / "ckpt"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}", encoding="utf-8")
+    with TestClient(create_app(serve_config(broken, tmp_path, phantoms=None))) as client:
+        deadline = time.monotonic() + 30
+        while (ready := client.get("/readyz").json())["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ready["status"] == "error" and ready["error"]
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/v1/health").json()["status"] == "error"
+        r = client.post("/v1/reports", files={"files": ("a.nii", b"x")})
+        assert r.status_code == 503 and r.json()["error"] == ready["error"] and r.headers["retry-after"]
