@@ -72,8 +72,7 @@ def run_explain(inputs: list[str], ckpt: Path, out: Path, cfg, *, manifest: Path
     from brain3d.eval.evaluate import EvaluateOptions
     from brain3d.explain import explain_scans
     from brain3d.explain.outputs import ExplanationLog
-    from brain3d.explain.pointing import format_summary, summarize
-    from brain3d.fsutil import atomic_write_json
+    from brain3d.explain.pointing import format_summary, write_game
     from brain3d.reporting.inputs import discover, from_manifest
 
     model, seqs = load_with_sequences(ckpt, EvaluateOptions(device=device, vision_model=vision_model,
@@ -103,11 +102,8 @@ def run_explain(inputs: list[str], ckpt: Path, out: Path, cfg, *, manifest: Path
                            + f": {where}; R² {exp.r2:.2f}; {exp.seconds:.1f} s")
             bar.advance(task)
     log.compact()
-    scored = [r["pointing"] for r in rows if r.get("pointing")]
-    game = None
-    if scored:
-        game = summarize(scored)
-        atomic_write_json(out / "pointing.json", {"target": cfg.target, "split": split, **game})
+    game = write_game(rows, out, cfg.target, split)
+    if game is not None:
         typer.echo(format_summary(game, cfg.target))
     typer.echo(f"{counts['explained']} explained, {counts['failed']} failed", err=True)
     return {**counts, "pointing": game}

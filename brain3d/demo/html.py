@@ -77,6 +77,7 @@ def write_index(out: Path, summary: dict) -> Path:
                      f"{_pct(div['unique_outputs'])}, most common output shared by {_pct(div['top_output_share'])}.</p>")
 
     parts.append(_grounding_section(out))
+    parts.append(_explain_section(out, summary))
 
     curves = sorted((out / "run" / "curves").glob("*.png")) if (out / "run" / "curves").exists() else []
     if curves:
@@ -184,32 +185,80 @@ def _html_table(rows: dict, columns, cell) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _subjects(out: Path, n_per_group: int = 1) -> str:
-    """One test subject per group (left, right, bilateral, healthy): tri-planar view + reports."""
-    import tempfile
-
+def showcase(out: Path, n_per_group: int = 1) -> list:
+    """(group, Record) of the test subjects the page shows: the first of each group (left, right, bilateral,
+    healthy) that has a prediction."""
     from brain3d.data.manifest import read_manifest
-    from brain3d.io import read_volume
-    from brain3d.viz import save_triplanar_png
 
-    preds = {r["id"]: r for r in read_jsonl(out / "eval" / "predictions.jsonl")}
+    preds = {r["id"] for r in read_jsonl(out / "eval" / "predictions.jsonl")}
     chosen, seen = [], {}
     for rec in read_manifest(out / "cohort" / "manifest.jsonl", split="test"):
         group = "healthy" if rec.healthy else (rec.truth.side if rec.truth else None) or "undefined"
         if rec.id in preds and seen.get(group, 0) < n_per_group:
             seen[group] = seen.get(group, 0) + 1
             chosen.append((group, rec))
+    return chosen
+
+
+def _explain_section(out: Path, summary: dict) -> str:
+    """The pointing game of the side explanations over the test split, against chance."""
+    e = summary.get("explain")
+    if not e:
+        return ""
+    names = {"side_hit": "top supporting region on the lesion's side",
+             "top_in_lesion": "top supporting region touches the lesion",
+             "energy_in_lesion": "share of positive attribution inside the lesion"}
+    game = e.get("pointing") or {}
+    rows = []
+    for key, label in names.items():
+        g = game.get(key) or {}
+        if not g.get("n"):
+            continue
+        verdict = "above chance" if g["lo"] > g["chance"] else ("below chance" if g["hi"] < g["chance"] else
+                                                                  "not distinguishable from chance")
+        rows.append(f"<tr><td>{label}</td><td>{g['mean']:.3f} [{g['lo']:.3f}, {g['hi']:.3f}]</td><td>{g['n']}</td>"
+                    f"<td>{g['chance']:.3f}</td><td>{verdict}</td></tr>")
+    what = ("why the final model wrote its side: the log-odds of the written side word against its mirror"
+            if e["target"] == "side" else f"the final model's report score ({html.escape(e['target'])} target)")
+    return ("<h2>Explanations (3D LIME) and the pointing game</h2><p class='small'>For each test subject with a "
+            f"lesion mask, {what}, explained by LIME over {e['segments']} SLIC supervoxels with {e['samples']} "
+            f"perturbed volumes (<code>brain3d explain --target {html.escape(e['target'])}</code>). "
+            f"{e['explained']} of {e['subjects']} subjects explained"
+            + (f"; {e['no_side_word']} reports name no side" if e.get("no_side_word") else "")
+            + f"; {e['seconds']:.0f} s in all. Means with 95% bootstrap CIs over subjects; chance is what a map "
+            "with no grounding would score (0.5 for the side; the lesion's share of the brain; the share of "
+            "supervoxels touching the lesion). Red regions support the written side, blue ones speak against it; "
+            "the maps (<code>explain/&lt;id&gt;_lime.nii.gz</code>) open over the scans in any viewer.</p>"
+            "<table><tr><th>measure</th><th>mean [95% CI]</th><th>n</th><th>chance</th><th></th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _subjects(out: Path) -> str:
+    """One test subject per group (left, right, bilateral, healthy): tri-planar view, its side explanation, reports."""
+    import tempfile
+
+    from brain3d.io import read_volume
+    from brain3d.viz import save_triplanar_png
+
+    preds = {r["id"]: r for r in read_jsonl(out / "eval" / "predictions.jsonl")}
+    explained = {r["id"]: r for r in read_jsonl(out / "explain" / "explanations.jsonl")} if (
+        out / "explain" / "explanations.jsonl").is_file() else {}
     blocks = []
     with tempfile.TemporaryDirectory() as tmp:
-        for group, rec in chosen:
+        for group, rec in showcase(out):
             vol = read_volume(rec.images["flair"])
             mask = read_volume(rec.mask).data if rec.mask else None
             png = save_triplanar_png([(rec.id, vol.data, vol.spacing, mask)], Path(tmp) / f"{rec.id}.png", dpi=80)
             p = preds[rec.id]
             mirror = p.get("generated_mirror")
+            lime, why = out / "explain" / f"{rec.id}_lime.png", explained.get(rec.id, {})
             blocks.append(
                 "<div class='subject'>"
-                f"<img alt='{html.escape(rec.id)}' src='data:image/png;base64,{_b64(png)}'>"
+                f"<div><img alt='{html.escape(rec.id)}' src='data:image/png;base64,{_b64(png)}'>"
+                + (f"<img alt='{html.escape(rec.id)} LIME' src='data:image/png;base64,{_b64(lime)}'>"
+                   f"<div class='small'>{html.escape(_why(why))}</div>" if lime.is_file() else
+                   f"<div class='small'>{html.escape(why.get('error') or '')}</div>")
+                + "</div>"
                 f"<div><b>{html.escape(rec.id)}</b> — truth: {html.escape(group)}"
                 + (f", lobes {', '.join(rec.truth.lobes)}" if rec.truth and rec.truth.lobes else "")
                 + f"; stored orientation {''.join(vol.orientation)}"
@@ -218,6 +267,15 @@ def _subjects(out: Path, n_per_group: int = 1) -> str:
                    if mirror else "")
                 + f"<div class='small'>reference</div><div class='report'>{html.escape(p['reference'])}</div></div></div>")
     return "".join(blocks)
+
+
+def _why(row: dict) -> str:
+    """One line on a side explanation: the word explained and its strongest supporting region."""
+    top = (row.get("top_supporting") or [None])[0]
+    where = (f"strongest support: a region in the {top['side']} hemisphere"
+             + (f" ({top['lobe']})" if top.get("lobe") else "") if top else "no region supports it")
+    words = ", ".join(row.get("words") or []) or f"the {row.get('target')}"
+    return f"Why '{words}'? {where}; fit R² {row['fit']['r2']:.2f}."
 
 
 def _b64(path: Path) -> str:

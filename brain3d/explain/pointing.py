@@ -12,7 +12,6 @@ Means over scans with percentile-bootstrap 95% CIs (`eval.stats`), next to the c
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ def lesion_on_model_grid(mask_path: str | Path, model_affine: np.ndarray, shape:
 
 def pointing_scores(labels: np.ndarray, weights: np.ndarray, sides: list[str], lesion: np.ndarray,
                     true_side: str | None) -> dict:
-    """The three measures of one scan and their chance levels (NaN where a measure does not apply)."""
+    """The three measures of one scan and their chance levels (None where a measure does not apply: no lesion
+    on the grid, no positive weight, or a lesion that is not one-sided for `side_hit`)."""
     brain = labels > 0
     lesion = lesion & brain
     positive = np.maximum(np.concatenate([[0.0], weights]), 0.0)[labels]  # (D, H, W)
@@ -42,30 +42,42 @@ def pointing_scores(labels: np.ndarray, weights: np.ndarray, sides: list[str], l
     touched = np.unique(labels[lesion])
     touched = set(touched[touched > 0].tolist())
     top = int(np.argmax(weights)) + 1 if np.max(weights) > 0 else None
-    one_sided = true_side in ("left", "right")
-    out = {
-        "energy_in_lesion": float(positive[lesion].sum()) / total if total > 0 and lesion.any() else math.nan,
-        "energy_in_lesion_chance": float(lesion.sum()) / float(brain.sum()) if lesion.any() else math.nan,
-        "side_hit": float(sides[top - 1] == true_side) if top is not None and one_sided else math.nan,
-        "side_hit_chance": 0.5 if top is not None and one_sided else math.nan,
-        "top_in_lesion": float(top in touched) if top is not None and lesion.any() else math.nan,
-        "top_in_lesion_chance": len(touched) / len(weights) if top is not None and lesion.any() else math.nan,
+    pointed = top is not None and bool(lesion.any())
+    one_sided = top is not None and true_side in ("left", "right")
+    return {
+        "energy_in_lesion": float(positive[lesion].sum()) / total if pointed else None,
+        "energy_in_lesion_chance": float(lesion.sum()) / float(brain.sum()) if pointed else None,
+        "side_hit": float(sides[top - 1] == true_side) if one_sided else None,
+        "side_hit_chance": 0.5 if one_sided else None,
+        "top_in_lesion": float(top in touched) if pointed else None,
+        "top_in_lesion_chance": len(touched) / len(weights) if pointed else None,
         "lesion_voxels": int(lesion.sum()),
         "true_side": true_side,
     }
-    return out
 
 
 def summarize(rows: list[dict], n_boot: int = 1000, seed: int = 42) -> dict:
     """Mean [95% CI] of each measure over the scans where it applies, with the mean chance level."""
     out = {}
     for m in MEASURES:
-        values = [r[m] for r in rows if r.get(m) is not None and not math.isnan(r[m])]
-        chance = [r[f"{m}_chance"] for r in rows if r.get(m) is not None and not math.isnan(r[m])]
-        iv = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-        out[m] = {**iv.to_dict(), "chance": float(np.mean(chance)) if chance else None}
+        kept = [r for r in rows if r.get(m) is not None]
+        iv = bootstrap_ci([r[m] for r in kept], n_boot=n_boot, seed=seed)
+        out[m] = {**iv.to_dict(), "chance": float(np.mean([r[f"{m}_chance"] for r in kept])) if kept else None}
     out["n_scans"] = len(rows)
     return out
+
+
+def write_game(rows: list[dict], out: Path, target: str, split: str | None = None) -> dict | None:
+    """The pointing game over the `explanations.jsonl` rows that carry one, written to OUT/pointing.json; None
+    when no scan had a lesion mask."""
+    from brain3d.fsutil import atomic_write_json
+
+    scored = [r["pointing"] for r in rows if r.get("pointing")]
+    if not scored:
+        return None
+    game = summarize(scored)
+    atomic_write_json(Path(out) / "pointing.json", {"target": target, "split": split, **game})
+    return game
 
 
 def format_summary(summary: dict, target: str) -> str:

@@ -95,18 +95,18 @@ def explain_scan(model, scan: ScanInput, cfg: ExplainConfig, out: Path | None = 
     x = mv.tensor.to(model.device)  # (C, D, H, W)
     if report is None:
         report = model.generate(volumes=x[None], profile="greedy", max_new_tokens=cfg.max_new_tokens)[0]
-    target = build_target(cfg.target, report, model.tokenizer, model.layout, model.config.max_report_tokens,
-                          scan.source)
+    source = scan.paths[0] if scan.paths else scan.source  # errors name the scan's file, not e.g. its manifest
+    target = build_target(cfg.target, report, model.tokenizer, model.layout, model.config.max_report_tokens, source)
     volume = mv.tensor.numpy()  # (C, D, H, W)
     brain = brain_mask(volume, cfg.mask_threshold)  # (D, H, W)
-    labels = slic_supervoxels(volume, brain, cfg.segments, spacing_of(mv.affine), cfg.compactness, scan.source)
+    labels = slic_supervoxels(volume, brain, cfg.segments, spacing_of(mv.affine), cfg.compactness, source)
     n = int(labels.max())
     masks = sample_masks(cfg.samples, n, cfg.seed)  # (N, S)
     labels_t = torch.from_numpy(labels).long().to(model.device)
     fill = fill_values(x, torch.from_numpy(brain).to(model.device), cfg.fill)  # (C,)
     scores = score_masks(TargetScorer(model, target), x, labels_t, masks, fill, cfg.batch)  # (N,)
     fit = weighted_ridge(masks, scores, kernel_weights(masks, cfg.kernel_width), cfg.alpha)
-    plane = midline(volume, brain, mv.affine, scan.source)
+    plane = midline(volume, brain, mv.affine, source)
     table = supervoxel_table(labels, fit.coef, mv.affine, plane, cfg.lobes_from_mni)
     exp = Explanation(
         id=scan.id, target=cfg.target, input=list(scan.paths), report=report, words=target.words,

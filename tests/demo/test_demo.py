@@ -31,7 +31,7 @@ def test_quick_demo_writes_a_readable_report_and_resumes(tmp_path, capsys):
     html = (out / "index.html").read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
     for section in ("Headline", "paper Table I columns", "Ablation over training phases", "Mirror test", "Subjects",
-                    "Brain3D vs the 2D-slice baseline"):
+                    "Brain3D vs the 2D-slice baseline", "Explanations (3D LIME) and the pointing game"):
         assert section in html
     assert "a wiring check of the comparison, not a claim about MedGemma" in html
     comparison = summary["baseline_comparison"]
@@ -40,6 +40,15 @@ def test_quick_demo_writes_a_readable_report_and_resumes(tmp_path, capsys):
     assert len(re.findall(r"src='data:image/png;base64,", html)) >= 4  # curves and subjects, embedded
     assert "src='http" not in html  # self-contained
 
+    explain = summary["explain"]
+    assert explain["target"] == "report" and explain["samples"] == 16 and explain["explained"] >= 1
+    game = json.loads((out / "explain" / "pointing.json").read_text(encoding="utf-8"))
+    assert game == {"target": "report", "split": "test", **explain["pointing"]} and game["n_scans"] >= 1
+    lime_pngs = sorted(p.name for p in (out / "explain").glob("*_lime.png"))
+    assert lime_pngs and len(lime_pngs) <= 4  # only the subjects the page shows
+    assert len(list((out / "explain").glob("*_lime.nii.gz"))) == explain["explained"]
+    assert f"alt='{lime_pngs[0][:-len('_lime.png')]} LIME'" in html
+
     # a second run finds every step done and only rewrites the page
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
-    assert capsys.readouterr().err.count("already done, skipped") == 6
+    assert capsys.readouterr().err.count("already done, skipped") == 7

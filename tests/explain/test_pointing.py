@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 
@@ -20,14 +18,14 @@ def test_scores_of_one_scan():
     miss = pointing_scores(labels, np.array([-1.0, 0.5, 3.0]), ["left", "left", "right"], lesion, "left")
     assert miss["side_hit"] == 0.0 and miss["top_in_lesion"] == 0.0 and miss["energy_in_lesion"] == pytest.approx(0.5 / 14)
     bilateral = pointing_scores(labels, weights, ["left", "left", "right"], lesion, "bilateral")
-    assert math.isnan(bilateral["side_hit"]) and bilateral["top_in_lesion"] == 1.0
+    assert bilateral["side_hit"] is None and bilateral["top_in_lesion"] == 1.0
     nothing = pointing_scores(labels, -np.ones(3), ["left"] * 3, lesion, "left")
-    assert all(math.isnan(nothing[k]) for k in ("energy_in_lesion", "side_hit", "top_in_lesion"))
+    assert all(nothing[k] is None for k in ("energy_in_lesion", "side_hit", "top_in_lesion"))
 
 
 def test_summary_has_cis_and_chance():
     rows = [{"energy_in_lesion": e, "energy_in_lesion_chance": 0.1, "side_hit": h, "side_hit_chance": 0.5,
-             "top_in_lesion": float("nan"), "top_in_lesion_chance": float("nan")}
+             "top_in_lesion": None, "top_in_lesion_chance": None}
             for e, h in [(0.2, 1.0), (0.4, 0.0), (0.3, 1.0), (0.1, 1.0)]]
     s = summarize(rows, n_boot=200)
     assert s["energy_in_lesion"]["mean"] == pytest.approx(0.25) and s["energy_in_lesion"]["n"] == 4
