@@ -45,15 +45,6 @@ class SideExplanation(BaseModel):
 
     @classmethod
     def of(cls, exp) -> "SideExplanation":
-        """The record's view of a `brain3d.explain.Explanation` of the side target."""
-        nifti = exp.files.get("nifti")
-        return cls(word=exp.words[0] if exp.words else None, score=exp.score, r2=exp.r2,
-                   map=nifti.name if nifti else None,
-                   top_supporting=[SupportingRegion(**{k: r[k] for k in SupportingRegion.model_fields})
-                                   for r in exp.top])
-
-    @classmethod
-    def of(cls, exp) -> "SideExplanation":
         """The record's view of a side `brain3d.explain.Explanation` (shared by `report --explain` and serve)."""
         nifti = exp.files.get("nifti")
         return cls(word=exp.words[0], score=exp.score, r2=exp.r2, map=nifti.name if nifti else None,
