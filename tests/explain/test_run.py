@@ -150,3 +150,25 @@ def test_bad_scans_fail_alone_and_leave_nothing_half_written(tiny_brain3d, scans
     assert len(record["supervoxels"]) == record["settings"]["supervoxels"]
     assert {"label", "weight", "voxels", "centroid_mm", "side", "lobe"} <= set(record["supervoxels"][0])
     assert record["words"] == ["left"] and record["fit"]["r2"] is not None
+
+
+def test_a_dicom_series_gets_its_map_on_its_own_grid_and_seeds_reproduce(tiny_brain3d, tmp_path):
+    from brain3d.io import read_volume
+    from brain3d.reporting.inputs import discover
+    from tests.volumes import write_dicom_series
+
+    data, affine = ras_grid(shape=(24, 28, 20), spacing=(6.0, 6.0, 7.0))
+    stored, stored_affine = reoriented(np.round(data).astype(np.int16), affine, "LPS")
+    folder = write_dicom_series(stored, stored_affine, tmp_path / "dcm", "1.2.826.0.1.3680043.8.498.15")
+    (scan,) = discover([str(folder)])
+    cfg = ExplainConfig(target="report", samples=8, segments=6)
+    exp = explain_scan(tiny_brain3d, scan, cfg, out=tmp_path / "out", report=REPORT)
+    img = nib.load(str(exp.files["nifti"]))
+    assert img.shape == stored.shape and np.allclose(img.affine, stored_affine, atol=1e-4)  # the series' own grid
+    back = read_volume(exp.files["nifti"])  # read back into model axes: the model-grid map, resampled
+    assert back.shape == read_volume(folder).shape and set(np.unique(back.data)) <= {0.0, *exp.weights.astype(np.float32)}
+    again = explain_scan(tiny_brain3d, scan, cfg, report=REPORT)
+    np.testing.assert_array_equal(again.weights, exp.weights)  # same seed, same samples, same weights
+    other = explain_scan(tiny_brain3d, scan, ExplainConfig(target="report", samples=8, segments=6, seed=7),
+                         report=REPORT)
+    assert not np.array_equal(other.weights, exp.weights)

@@ -48,3 +48,10 @@ def test_relabel_and_centroids():
     out = relabel(labels)
     assert out.tolist() == [[[0, 2, 2], [1, 1, 0]]]
     np.testing.assert_allclose(centroids(out, 2), [[0.0, 1.0, 0.5], [0.0, 0.0, 1.5]])
+
+
+def test_several_sequences_segment_together():
+    x, inside = _head()
+    two = np.concatenate([x, 1.0 - x * (np.indices(inside.shape)[1] > 12)], axis=0)  # (2, D, H, W)
+    labels = slic_supervoxels(two, brain_mask(x), 8, spacing=(2.0, 1.0, 1.0))
+    assert (labels[inside] > 0).all() and (labels[~inside] == 0).all()
