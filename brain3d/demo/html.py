@@ -202,6 +202,8 @@ def showcase(out: Path, n_per_group: int = 1) -> list:
 
 def _explain_section(out: Path, summary: dict) -> str:
     """The pointing game of the side explanations over the test split, against chance."""
+    from brain3d.explain.pointing import verdict
+
     e = summary.get("explain")
     if not e:
         return ""
@@ -214,10 +216,10 @@ def _explain_section(out: Path, summary: dict) -> str:
         g = game.get(key) or {}
         if not g.get("n"):
             continue
-        verdict = "above chance" if g["lo"] > g["chance"] else ("below chance" if g["hi"] < g["chance"] else
-                                                                  "not distinguishable from chance")
+        lift = g["over_chance"]
         rows.append(f"<tr><td>{label}</td><td>{g['mean']:.3f} [{g['lo']:.3f}, {g['hi']:.3f}]</td><td>{g['n']}</td>"
-                    f"<td>{g['chance']:.3f}</td><td>{verdict}</td></tr>")
+                    f"<td>{g['chance']:.3f}</td><td>{lift['mean']:+.3f} [{lift['lo']:+.3f}, {lift['hi']:+.3f}]</td>"
+                    f"<td>{verdict(g)}</td></tr>")
     what = ("why the final model wrote its side: the log-odds of the written side word against its mirror"
             if e["target"] == "side" else f"the final model's report score ({html.escape(e['target'])} target)")
     return ("<h2>Explanations (3D LIME) and the pointing game</h2><p class='small'>For each test subject with a "
@@ -226,10 +228,11 @@ def _explain_section(out: Path, summary: dict) -> str:
             f"{e['explained']} of {e['subjects']} subjects explained"
             + (f"; {e['no_side_word']} reports name no side" if e.get("no_side_word") else "")
             + f"; {e['seconds']:.0f} s in all. Means with 95% bootstrap CIs over subjects; chance is what a map "
-            "with no grounding would score (0.5 for the side; the lesion's share of the brain; the share of "
-            "supervoxels touching the lesion). Red regions support the written side, blue ones speak against it; "
+            "with no grounding would score on each subject (0.5 for the side; the lesion's share of the brain; the "
+            "share of supervoxels touching the lesion), compared subject by subject. Red regions support the written side, blue ones speak against it; "
             "the maps (<code>explain/&lt;id&gt;_lime.nii.gz</code>) open over the scans in any viewer.</p>"
-            "<table><tr><th>measure</th><th>mean [95% CI]</th><th>n</th><th>chance</th><th></th></tr>"
+            "<table><tr><th>measure</th><th>mean [95% CI]</th><th>n</th><th>chance</th>"
+            "<th>measure − chance [95% CI]</th><th></th></tr>"
             + "".join(rows) + "</table>")
 
 

@@ -57,14 +57,24 @@ def pointing_scores(labels: np.ndarray, weights: np.ndarray, sides: list[str], l
 
 
 def summarize(rows: list[dict], n_boot: int = 1000, seed: int = 42) -> dict:
-    """Mean [95% CI] of each measure over the scans where it applies, with the mean chance level."""
+    """Mean [95% CI] of each measure over the scans where it applies, the mean chance level, and the mean
+    [95% CI] of (measure − chance) per scan: above chance when its lower bound is above 0."""
     out = {}
     for m in MEASURES:
         kept = [r for r in rows if r.get(m) is not None]
         iv = bootstrap_ci([r[m] for r in kept], n_boot=n_boot, seed=seed)
-        out[m] = {**iv.to_dict(), "chance": float(np.mean([r[f"{m}_chance"] for r in kept])) if kept else None}
+        lift = bootstrap_ci([r[m] - r[f"{m}_chance"] for r in kept], n_boot=n_boot, seed=seed)
+        out[m] = {**iv.to_dict(), "chance": float(np.mean([r[f"{m}_chance"] for r in kept])) if kept else None,
+                  "over_chance": {k: v for k, v in lift.to_dict().items() if k != "n"}}
     out["n_scans"] = len(rows)
     return out
+
+
+def verdict(entry: dict) -> str:
+    """'above chance', 'below chance' or 'not distinguishable from chance' from the CI of (measure − chance)."""
+    lift = entry["over_chance"]
+    return "above chance" if lift["lo"] > 0 else ("below chance" if lift["hi"] < 0 else
+                                                   "not distinguishable from chance")
 
 
 def write_game(rows: list[dict], out: Path, target: str, split: str | None = None) -> dict | None:
@@ -90,6 +100,8 @@ def format_summary(summary: dict, target: str) -> str:
         if not e["n"]:
             lines.append(f"  {names[m]}: n/a")
             continue
+        lift = e["over_chance"]
         lines.append(f"  {names[m]}: {e['mean']:.3f} [95% CI {e['lo']:.3f}, {e['hi']:.3f}] (n={e['n']}, "
-                     f"chance {e['chance']:.3f})")
+                     f"chance {e['chance']:.3f}; difference {lift['mean']:+.3f} [{lift['lo']:+.3f}, "
+                     f"{lift['hi']:+.3f}]: {verdict(e)})")
     return "\n".join(lines)

@@ -32,8 +32,13 @@ def test_summary_has_cis_and_chance():
     assert s["energy_in_lesion"]["lo"] <= 0.25 <= s["energy_in_lesion"]["hi"]
     assert s["side_hit"]["mean"] == 0.75 and s["side_hit"]["chance"] == 0.5
     assert s["top_in_lesion"]["n"] == 0
+    assert s["energy_in_lesion"]["over_chance"]["mean"] == pytest.approx(0.15)
+    assert s["energy_in_lesion"]["over_chance"]["lo"] > 0  # every scan above its chance level
+    assert s["side_hit"]["over_chance"]["lo"] < 0 < s["side_hit"]["over_chance"]["hi"]  # 3 of 4 hits: undecided
     text = format_summary(s, "side")
     assert "top supervoxel on the lesion's side: 0.750 [95% CI" in text and "chance 0.500" in text
+    assert "positive attribution inside the lesion" in text and "+0.150" in text and ": above chance)" in text
+    assert "not distinguishable from chance" in text
     assert "touches the lesion: n/a" in text
 
 
