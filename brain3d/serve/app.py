@@ -27,7 +27,7 @@ from brain3d.serve.batcher import QueueFull
 from brain3d.serve.config import ServeConfig
 from brain3d.serve.metrics import Metrics
 from brain3d.serve.scans import LoadedScan, load_upload
-from brain3d.serve.service import ReportJob, ReportService, explain_available
+from brain3d.serve.service import ReportJob, ReportService
 from brain3d.serve.uploads import UploadError, receive_form
 from brain3d.serve.views import View, ViewStore, overlay_on, slice_png, view_of, volume_nifti
 
@@ -121,8 +121,6 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
         view: bool = Query(False, description="Keep the scan for the page's slice views (Brain3D-View header)."),
     ) -> JSONResponse:
         _require_ready(service)
-        if explain is not None and not explain_available():
-            raise UploadError("explanations need `brain3d explain`, which this installation lacks", 400)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cfg.max_upload_bytes:
             raise UploadError(f"upload is larger than the limit of {cfg.max_upload_mb} MB", 413)
@@ -130,7 +128,7 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
             folder = service.request_folder()
             try:
                 upload = await receive_form(request.stream(), request.headers.get("content-type"), folder,
-                                                 cfg.max_upload_bytes)
+                                            cfg.max_upload_bytes)
                 scan = await run_in_threadpool(_load, service, cfg, upload, folder, series_uid, volume_index)
                 result = await asyncio.wrap_future(service.submit(ReportJob(scan, mirror_check, explain)))
             finally:

@@ -22,6 +22,9 @@ from brain3d.serve.metrics import Metrics
 from brain3d.serve.scans import LoadedScan, Phantoms, retold
 
 
+EXPLAIN_TARGETS = ("side",)  # what `?explain=` accepts: the side explanation `brain3d report --explain` records
+
+
 @dataclass
 class ReportJob:
     """One queued request: the loaded scan and whether a LIME explanation of a target was asked for."""
@@ -102,7 +105,7 @@ class ReportService:
                 "preprocess": self.preprocess.to_dict() if self.preprocess else None,
                 "device": str(self.model.device) if self.model is not None else None,
                 "profile": cfg.profile, "max_new_tokens": cfg.max_new_tokens, "batch": cfg.batch,
-                "explain_targets": ["side"] if explain_available() else []}
+                "explain_targets": list(EXPLAIN_TARGETS)}
 
     # ---- the worker thread ----
 
@@ -149,10 +152,3 @@ class ReportService:
             return
         result.record.explanation = SideExplanation.of(exp)
         result.attribution = (exp.map_model, exp.model_affine)
-
-
-def explain_available() -> bool:
-    """Whether `brain3d explain` (3D LIME) is installed alongside."""
-    import importlib.util
-
-    return importlib.util.find_spec("brain3d.explain") is not None
