@@ -46,8 +46,22 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: Path) -> Path:
 
 
 def write_dicom_series(data_ijk: np.ndarray, affine_ras: np.ndarray, folder: Path, series_uid: str) -> Path:
-    """Write an (i, j, k) int16 array as a DICOM series (one file per k slice) with the given RAS affine."""
+    """Write an (i, j, k) int16 array as a DICOM series (one file per k slice) with the given RAS affine.
+
+    ITK's GDCM writer sets the process locale to "C" (text files then default to ASCII); it is put back after."""
+    import locale
+
     import SimpleITK as sitk
+
+    saved = {cat: locale.setlocale(cat) for cat in (locale.LC_CTYPE, locale.LC_NUMERIC)}
+    try:
+        return _write_dicom_series(sitk, data_ijk, affine_ras, folder, series_uid)
+    finally:
+        for cat, value in saved.items():
+            locale.setlocale(cat, value)
+
+
+def _write_dicom_series(sitk, data_ijk: np.ndarray, affine_ras: np.ndarray, folder: Path, series_uid: str) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_ras

@@ -35,7 +35,8 @@ def make_manifest(folder: Path, n_train: int = 8, n_val: int = 4, n_test: int = 
         healthy = i % 4 == 3
         side = None if healthy else ("left" if i % 2 == 0 else "right")
         truth = None if healthy else Truth(side=side, lobes=["frontal"], findings={"edema": True, "necrosis": i % 3 == 0})
-        path = write_nifti(blob_volume(side, i), np.diag([1.0, 1.0, 1.0, 1.0]), folder / f"{sid}_flair.nii.gz")
+        # stored RAS (array x = W, y = H, z = D), so the ball's side is the patient's side after reading
+        path = write_nifti(np.transpose(blob_volume(side, i), (2, 1, 0)), np.eye(4), folder / f"{sid}_flair.nii.gz")
         records.append(Record(id=sid, split=split, images={"flair": str(path)}, healthy=healthy, truth=truth,
                               report=write_report(truth, healthy, sid, seed=0)))
     return write_manifest(records, folder / "manifest.jsonl")

@@ -158,3 +158,16 @@ def test_findings_head_learns_report_labels_in_phase1_and_is_saved(tmp_path, tra
     again = Brain3D.from_pretrained(tmp_path / "ckpt")
     torch.testing.assert_close(again.findings_head.scale, model.findings_head.scale)
     torch.testing.assert_close(again.findings_head.words, model.findings_head.words)  # rebuilt from the LM
+
+
+def test_fixture_scans_hold_the_ball_on_the_patients_side(train_manifest):
+    """The training fixture is stored RAS: after reading, a 'left' subject is bright at low W (patient left)."""
+    from brain3d.data.manifest import read_manifest
+    from brain3d.preprocess import PreprocessConfig, load_for_model
+
+    for rec in read_manifest(train_manifest):
+        if rec.healthy:
+            continue
+        x = load_for_model(rec.images["flair"], PreprocessConfig(size=(16, 32, 32))).tensor[0]  # (D, H, W)
+        left, right = x[..., :16].max().item(), x[..., 16:].max().item()
+        assert (left > right) == (rec.truth.side == "left"), rec.id
