@@ -12,6 +12,8 @@ from brain3d.io import write_nifti
 from brain3d.synth.reports import write_report
 
 SHAPE = (16, 32, 32)  # (D, H, W)
+# model index (d, h, w) -> world (x, y, z) = (w, h, d) mm: W runs to the patient's right, H anterior, D superior
+MODEL_AFFINE = np.eye(4)[[2, 1, 0, 3]]
 
 
 def blob_volume(side: str | None, seed: int) -> np.ndarray:
@@ -35,8 +37,7 @@ def make_manifest(folder: Path, n_train: int = 8, n_val: int = 4, n_test: int = 
         healthy = i % 4 == 3
         side = None if healthy else ("left" if i % 2 == 0 else "right")
         truth = None if healthy else Truth(side=side, lobes=["frontal"], findings={"edema": True, "necrosis": i % 3 == 0})
-        # stored RAS (array x = W, y = H, z = D), so the ball's side is the patient's side after reading
-        path = write_nifti(np.transpose(blob_volume(side, i), (2, 1, 0)), np.eye(4), folder / f"{sid}_flair.nii.gz")
+        path = write_nifti(blob_volume(side, i), MODEL_AFFINE, folder / f"{sid}_flair.nii.gz")  # stored RAS
         records.append(Record(id=sid, split=split, images={"flair": str(path)}, healthy=healthy, truth=truth,
                               report=write_report(truth, healthy, sid, seed=0)))
     return write_manifest(records, folder / "manifest.jsonl")
