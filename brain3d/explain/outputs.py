@@ -9,12 +9,12 @@ them, so an interrupted or failed scan leaves no half-written output and a rerun
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from brain3d.fsutil import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_jsonl
-from brain3d.io import Volume, nifti_bytes, read_sequences
+from brain3d.io import Volume, nifti_bytes
 from brain3d.orientation import world_to_index
 from brain3d.explain.maps import attribution_map, labels_on_grid
 from brain3d.reporting.inputs import safe_name
@@ -52,12 +52,6 @@ def render_png(exp: "Explanation", vol: Volume, amap: np.ndarray, dpi: int = 100
     fig.text(0.01, 0.01, f"R² {exp.r2:.2f} · {exp.settings.get('samples')} samples · "
                          f"{len(exp.weights)} supervoxels · stored {exp.orientation}", fontsize=7)
     return figure_png(fig, dpi)
-
-
-def overlay_png_bytes(exp: "Explanation", scan_paths: Sequence[str | Path]) -> bytes:
-    """The tri-planar overlay of an explanation on its scan, without writing files (e.g. for a web page)."""
-    vol = read_sequences(list(scan_paths))
-    return render_png(exp, vol, native_map(exp, vol))
 
 
 def output_paths(out: Path, scan_id: str) -> dict[str, Path]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brain3d.io import Volume, nifti_bytes, resample_to
+from brain3d.io import Volume, nifti_bytes, resample_array
 from brain3d.viz import PLANES, plane_aspect, plane_slice
 
 MIN_SIDE_PX = 256  # small grids (a 2 mm phantom) are enlarged to at least this many pixels along their long side
@@ -57,9 +57,7 @@ def view_of(volume: Volume) -> View:
 
 def overlay_on(view: View, weights: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """An attribution map on another grid (e.g. the model's) resampled onto the view's grid, scaled to [-1, 1]."""
-    src = Volume(np.asarray(weights, dtype=np.float32), np.asarray(affine, dtype=np.float64), (1.0, 1.0, 1.0),
-                 ("R", "A", "S"), "overlay")
-    mapped = resample_to(src, view.affine, view.grey.shape, order=0)  # supervoxel weights: keep their edges
+    mapped = resample_array(weights, affine, view.affine, view.grey.shape, order=0)  # supervoxel weights: keep edges
     peak = float(np.abs(mapped).max())
     return (mapped / peak).astype(np.float32) if peak > 0 else mapped
 
