@@ -1,4 +1,5 @@
-"""`brain3d tiny-models`: write the tiny random twin of MedSigLIP and MedGemma for tests and the demo."""
+"""`brain3d tiny-models`: write the tiny random twin of MedSigLIP and MedGemma for tests and the demo;
+`brain3d twin-assets` (hidden): rebuild the warmed-up twin weights the package ships."""
 
 from __future__ import annotations
 
@@ -42,3 +43,26 @@ def register(app: typer.Typer) -> None:
             summary = pretrain_vision_model(paths["vision"], VisionWarmup(steps=warm_vision, seed=seed), progress=True)
             info["vision"]["warm_up"] = {k: v for k, v in summary.items() if k != "config"}
         typer.echo(json.dumps(info, indent=2))
+
+    @app.command("twin-assets", hidden=True)
+    def twin_assets() -> None:
+        """Maintainers: rebuild the shipped twin weights (brain3d/twin/assets/) for the tiny profile's seed and grid."""
+        import shutil
+        import tempfile
+
+        import torch
+
+        from brain3d.train.config import load_config
+        from brain3d.twin.assets import ASSET_DIR
+        from brain3d.twin.pretrained import TwinRecipe, make_pretrained_twin
+
+        torch.set_num_threads(1)
+        cfg = load_config("tiny")
+        model = cfg.brain3d_config("tiny", "tiny")
+        for old in ASSET_DIR.glob("*.safetensors"):
+            old.unlink()
+        with tempfile.TemporaryDirectory() as tmp:
+            make_pretrained_twin(Path(tmp) / "twin", cfg.seed, model.image_size, model.kernel_depth, model.depth_stride,
+                                 TwinRecipe(), progress=True, export=True)
+        typer.echo("\n".join(sorted(p.name for p in ASSET_DIR.glob("*.safetensors"))))
+        shutil.rmtree(ASSET_DIR / "__pycache__", ignore_errors=True)

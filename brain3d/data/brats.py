@@ -110,7 +110,7 @@ def subject_record(sub: Subject, sequences: tuple[str, ...], atlas_mm: int = 2) 
     """Read every file of one subject and build its record; the truth is measured when the seg exists."""
     from brain3d.data.truth import truth_from_mask
     from brain3d.io import read_volume
-    from brain3d.synth.anatomy import load_atlas
+    from brain3d.anatomy.atlas import load_atlas
 
     missing = [s for s in sequences if s not in sub.files]
     if missing:

@@ -6,7 +6,7 @@ file name, in sorted order (ds000221 has one FLAIR per subject).
 
 Each scan is read through `brain3d.io`, skull-stripped offline (`data.skullstrip`) and written, with its true
 world affine (as a canonical RAS NIfTI), to OUT_DIR/sub-<label>/<stem>_desc-brain_<MOD>.nii.gz, beside its
-mask (…_desc-brain_mask.nii.gz). The report is one of the normal-study templates of `synth.reports`
+mask (…_desc-brain_mask.nii.gz). The report is one of the normal-study templates of `vocabulary.normal_report`
 (an opener and three to five sentences), chosen by a SHA-256 of the subject id — the same text in every run,
 unlike the reference code's salted `hash()`.
 """
@@ -20,6 +20,7 @@ from typing import Callable
 
 from brain3d.data.manifest import Record
 from brain3d.errors import Brain3DError
+from brain3d.vocabulary import normal_report
 
 SOURCE = "healthy"
 MARKER = "healthy.json"
@@ -78,13 +79,6 @@ def strip_scan(scan: Scan, out_dir: Path, modality: str, device: str = "cpu") ->
     return brain_path, mask_path
 
 
-def healthy_report(subject: str) -> str:
-    """The normal-study report of a subject (stable across runs and machines)."""
-    from brain3d.synth.reports import write_report
-
-    return write_report(None, True, subject, 0)
-
-
 def build_records(
     scans: list[Scan],
     out_dir: Path,
@@ -99,7 +93,7 @@ def build_records(
     for scan in scans:
         brain_path, _ = strip_scan(scan, out_dir, modality, device)
         final = final_dir / brain_path.relative_to(out_dir)
-        records.append(Record(id=scan.subject, images={seq: str(final)}, mask=None, report=healthy_report(scan.subject),
+        records.append(Record(id=scan.subject, images={seq: str(final)}, mask=None, report=normal_report(scan.subject),
                               healthy=True, truth=None, source=SOURCE))
         if progress:
             progress()

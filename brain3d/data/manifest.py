@@ -29,7 +29,6 @@ from brain3d.fsutil import atomic_write_text, stable_int
 
 Side = Literal["left", "right", "bilateral"]
 SPLITS = ("train", "val", "test")
-FINDINGS = ("edema", "necrosis", "enhancement", "compression")
 
 
 class Truth(BaseModel):

@@ -1,7 +1,7 @@
 """Bring the phantoms' MNI atlas onto a scan: affine registration with SimpleITK (mutual information).
 
-The lobe map of `brain3d.synth.lobes` is defined in MNI mm. To name the lobes of a real lesion, the scan is
-registered to a FLAIR-like (or T1-like) image synthesised from the MNI152 tissue maps of `synth.anatomy`,
+The lobe map of `brain3d.anatomy.lobes` is defined in MNI mm. To name the lobes of a real lesion, the scan is
+registered to a FLAIR-like (or T1-like) image synthesised from the MNI152 tissue maps of `anatomy.atlas`,
 and the lesion mask is resampled onto the atlas grid, where `lobes.locations_of` applies the same rule
 the phantoms' truth uses. Why affine only: the lobe map is a set of coarse planes; a 12-parameter fit
 places them within a few mm on brains of any size, and it cannot fold a lesion into another lobe the way
@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 from brain3d.errors import VolumeError
 from brain3d.io import Volume
 from brain3d.orientation import spacing_of
-from brain3d.synth.anatomy import Atlas
+from brain3d.anatomy.atlas import Atlas
 
 # Mean intensity of CSF, GM, WM per sequence in the synthetic template (the phantoms' own contrasts).
 TEMPLATE_CONTRAST = {

@@ -2,9 +2,9 @@
 
 - Side: the whole tumour's voxels are split by the brain's midsagittal plane, estimated from the image as
   the plane of best left-right mirror symmetry (lesion excluded), not a fixed column: heads are rarely
-  centred or straight in the field of view. The rule is the phantoms' own (`synth.lesions`): bilateral
-  when each side holds at least BILATERAL_MIN_FRACTION of the lesion, otherwise the side holding most.
-- Lobes: the MNI lobe map of `synth.lobes` is brought onto the scan by affine registration
+  centred or straight in the field of view. The rule is the phantoms' own (`anatomy.rules.side_from_shares`):
+  bilateral when each side holds at least BILATERAL_MIN_FRACTION of the lesion, otherwise the side holding most.
+- Lobes: the MNI lobe map of `anatomy.lobes` is brought onto the scan by affine registration
   (`data.register`, SimpleITK) and the lesion is named with `lobes.locations_of`, as for a phantom.
 - Volumes: ml per BraTS label — 1 necrosis / non-enhancing core, 2 edema, 4 enhancing (3 also read as
   enhancing, the BraTS 2023 numbering) — and the whole tumour.
@@ -25,11 +25,10 @@ from brain3d.data.manifest import Truth
 from brain3d.errors import VolumeError
 from brain3d.io import Volume
 from brain3d.orientation import index_to_world
-from brain3d.synth.anatomy import Atlas
-from brain3d.synth.lesions import BILATERAL_MIN_FRACTION, MIN_FINDING_MM3
-from brain3d.synth.lobes import locations_of
+from brain3d.anatomy.atlas import Atlas
+from brain3d.anatomy.lobes import locations_of
+from brain3d.anatomy.rules import LABELS, MIN_FINDING_MM3, side_from_shares
 
-LABELS = {1: "necrosis", 2: "edema", 4: "enhancing", 3: "enhancing"}
 MAX_TILT_DEG = 20.0
 MAX_POINTS = 15_000
 
@@ -121,9 +120,7 @@ def side_of(lesion: np.ndarray, image: Volume, plane: Plane) -> tuple[str | None
         return None, 0.0
     s = plane.signed_mm(index_to_world(image.affine, idx.astype(np.float64)))
     left, right = float((s < 0).mean()), float((s > 0).mean())
-    if min(left, right) >= BILATERAL_MIN_FRACTION:
-        return "bilateral", left
-    return ("left" if left > right else "right"), left
+    return side_from_shares(left, right), left
 
 
 def lobes_of(lesion: np.ndarray, image: Volume, atlas: Atlas, sequence: str = "flair") -> list[str]:

@@ -240,7 +240,7 @@ def _entry(e: dict | None) -> dict:
 
 def _mirror_indicators(rows: list[dict]) -> list[float]:
     """1/0 per lateralised subject: did the mirrored scan's report name the opposite side?"""
-    from brain3d.eval.clinical import side_of
+    from brain3d.vocabulary import side_of
     from brain3d.eval.diagnostics import mirrored_side
 
     out = []

@@ -32,7 +32,8 @@ from typing import Sequence
 
 import torch
 
-from brain3d.data.manifest import FINDINGS, Record, Truth
+from brain3d.data.manifest import Record, Truth
+from brain3d.vocabulary import FINDINGS
 from brain3d.errors import ConfigError
 from brain3d.fsutil import stable_int
 
@@ -145,7 +146,8 @@ class GroundingResult:
 def score_reports(records: Sequence[Record], generated: Sequence[str], mirrored: Sequence[str] | None = None) -> dict:
     """Per-attribute scores of generated reports against the records' truths (see the module docstring)."""
     from brain3d.data.dataset import mirror_truth
-    from brain3d.eval.clinical import asserts_pathology, f1, findings_of, lobes_of, side_of
+    from brain3d.eval.clinical import f1
+    from brain3d.vocabulary import asserts_pathology, findings_of, lobes_of, side_of
 
     one_sided, bilateral, healthy, presence, lobes, findings, flips = [], [], [], [], [], [], []
     for i, (r, text) in enumerate(zip(records, generated)):

@@ -27,10 +27,12 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import ValidationError
 
-from brain3d.data.manifest import FINDINGS, Truth
+from brain3d import vocabulary
+from brain3d.data.manifest import Truth
 from brain3d.errors import Brain3DError
 from brain3d.eval import clinical, diagnostics, nlg, stats, tables
 from brain3d.fsutil import atomic_write_json, atomic_write_text
+from brain3d.vocabulary import FINDINGS
 
 GROUPS = ("healthy", "pathological", "left", "right", "bilateral", "undefined")
 CLINICAL_COLUMNS = ("lat_f1", "anat_f1", "path_f1", "lat_f1_ext", "anat_f1_ext", "path_f1_ext")
@@ -97,13 +99,13 @@ def _is_healthy(p: Prediction) -> tuple[bool, str]:
         return p.healthy, "healthy flag"
     if p.truth is not None:
         return (p.truth.side is None and not p.truth.lobes and not any(p.truth.findings.values())), "truth"
-    return (not clinical.asserts_pathology(p.reference)), "reference text"
+    return (not vocabulary.asserts_pathology(p.reference)), "reference text"
 
 
 def _group(p: Prediction, healthy: bool) -> tuple[str, str]:
     if healthy:
         return "healthy", ""
-    side = p.truth.side if p.truth is not None else clinical.side_of(p.reference)
+    side = p.truth.side if p.truth is not None else vocabulary.side_of(p.reference)
     return (side or "undefined"), ("truth" if p.truth is not None else "reference text")
 
 
@@ -113,13 +115,13 @@ def _truth_scores(p: Prediction, healthy: bool) -> dict[str, float]:
     truth = p.truth if p.truth is not None else (Truth() if healthy else None)
     if truth is None:
         return nan
-    gen_side = clinical.side_of(p.generated)
-    gen_findings = clinical.findings_of(p.generated)
+    gen_side = vocabulary.side_of(p.generated)
+    gen_findings = vocabulary.findings_of(p.generated)
     named = [f for f in FINDINGS if f in truth.findings] if truth.findings else (list(FINDINGS) if healthy else [])
     return {
         "side_acc_truth": float(gen_side == truth.side),
-        "lat_f1_truth": clinical.f1(clinical.side_set(truth.side), clinical.side_set(gen_side)),
-        "lobe_f1_truth": clinical.f1(set(truth.lobes) & set(clinical.LOBES), set(clinical.lobes_of(p.generated))),
+        "lat_f1_truth": clinical.f1(vocabulary.side_set(truth.side), vocabulary.side_set(gen_side)),
+        "lobe_f1_truth": clinical.f1(set(truth.lobes) & set(vocabulary.LOBES), set(vocabulary.lobes_of(p.generated))),
         "findings_acc_truth": (float(np.mean([gen_findings[f] == bool(truth.findings.get(f, False)) for f in named]))
                                if named else math.nan),
     }
@@ -130,14 +132,14 @@ def clinical_sample(p: Prediction) -> dict[str, Any]:
     healthy, healthy_source = _is_healthy(p)
     group, side_source = _group(p, healthy)
     row: dict[str, Any] = {"id": p.id, "healthy": healthy, "group": group,
-                           "side_generated": clinical.side_of(p.generated) or "",
+                           "side_generated": vocabulary.side_of(p.generated) or "",
                            "side_truth": (p.truth.side or "") if p.truth else ""}
     for mode, suffix in (("parity", ""), ("extended", "_ext")):
         f = clinical.sample_f1(p.reference, p.generated, mode)
         row[f"lat_f1{suffix}"], row[f"anat_f1{suffix}"], row[f"path_f1{suffix}"] = (
             f["laterality"], f["anatomy"], f["pathology"])
     row.update(_truth_scores(p, healthy))
-    asserted = clinical.asserts_pathology(p.generated)
+    asserted = vocabulary.asserts_pathology(p.generated)
     row["healthy_specificity"] = float(not asserted) if healthy else math.nan
     row["pathology_sensitivity"] = float(asserted) if not healthy else math.nan
     row["_sources"] = (healthy_source, side_source)
@@ -219,7 +221,7 @@ def score_predictions(rows: Sequence[dict], out_dir: str | Path | None, options:
         "options": {"nlg": asdict(o.nlg)},
     }
     if any(p.generated_mirror is not None for p in preds):
-        pairs = [(clinical.side_of(p.generated), clinical.side_of(p.generated_mirror))
+        pairs = [(vocabulary.side_of(p.generated), vocabulary.side_of(p.generated_mirror))
                  for p in preds if p.generated_mirror is not None]
         result["diagnostics"]["mirror"] = diagnostics.mirror_test([a for a, _ in pairs], [b for _, b in pairs])
 

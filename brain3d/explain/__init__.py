@@ -4,6 +4,7 @@
 """
 
 from brain3d.explain.config import ExplainConfig
-from brain3d.explain.run import Explanation, explain_scan, explain_scans
+from brain3d.explain.explanation import Explanation
+from brain3d.explain.run import explain_scan, explain_scans
 
 __all__ = ["ExplainConfig", "Explanation", "explain_scan", "explain_scans"]

@@ -42,7 +42,8 @@ def supervoxel_table(labels: np.ndarray, weights: np.ndarray, affine: np.ndarray
                      lobes_from_mni: bool = False) -> list[dict]:
     """One dict per supervoxel 1..S: label, weight, voxels (model grid), volume_ml, centroid_mm (world RAS), side
     of the midsagittal plane, lobe (from the MNI lobe map when the world is MNI, else None)."""
-    from brain3d.synth.lobes import LOBES, lobe_labels
+    from brain3d.anatomy.lobes import lobe_labels
+    from brain3d.vocabulary import LOBES
 
     n = len(weights)
     counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]

@@ -9,18 +9,15 @@ them, so an interrupted or failed scan leaves no half-written output and a rerun
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from brain3d.fsutil import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_jsonl
 from brain3d.io import Volume, nifti_bytes
 from brain3d.orientation import world_to_index
+from brain3d.explain.explanation import Explanation
 from brain3d.explain.maps import attribution_map, labels_on_grid
 from brain3d.reporting.inputs import safe_name
-
-if TYPE_CHECKING:
-    from brain3d.explain.run import Explanation
 
 JSONL = "explanations.jsonl"
 SUFFIXES = {"nifti": "_lime.nii.gz", "png": "_lime.png", "json": "_lime.json"}

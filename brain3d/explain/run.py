@@ -6,9 +6,7 @@ maps, tables, grounding; one `Explanation` per scan.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -17,8 +15,10 @@ import torch
 
 from brain3d.errors import Brain3DError
 from brain3d.explain.config import ExplainConfig
+from brain3d.explain.explanation import Explanation
 from brain3d.explain.fit import kernel_weights, weighted_ridge
 from brain3d.explain.maps import attribution_map, midline, supervoxel_table, top_supporting
+from brain3d.explain.outputs import ExplanationLog, write_outputs
 from brain3d.explain.perturb import fill_values, sample_masks, score_masks
 from brain3d.explain.pointing import lesion_on_model_grid, pointing_scores
 from brain3d.explain.supervoxels import brain_mask, slic_supervoxels
@@ -27,65 +27,11 @@ from brain3d.orientation import spacing_of
 from brain3d.reporting.inputs import ScanInput
 
 
-@dataclass
-class Explanation:
-    """One scan's explanation. weights (S,) belong to supervoxels 1..S of `labels` (D, H, W, model grid, 0 =
-    background); map_model (D, H, W) is the map on that grid, `model_affine` its index → world RAS mm.
-    `files` holds the paths written (nifti, png, json) when an output folder was given."""
-
-    id: str
-    target: str
-    input: list[str]
-    report: str = ""
-    error: str | None = None
-    words: tuple[str, ...] = ()
-    description: str = ""
-    score: float = math.nan
-    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    intercept: float = math.nan
-    r2: float = math.nan
-    local_pred: float = math.nan
-    supervoxels: list[dict] = field(default_factory=list)
-    top: list[dict] = field(default_factory=list)
-    labels: np.ndarray | None = None
-    map_model: np.ndarray | None = None
-    model_affine: np.ndarray | None = None
-    orientation: str | None = None
-    pointing: dict | None = None
-    settings: dict = field(default_factory=dict)
-    seconds: float = 0.0
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """The `<id>_lime.json` record."""
-        return {
-            "id": self.id, "input": self.input, "target": self.target, "words": list(self.words),
-            "score_description": self.description, "report": self.report, "error": self.error,
-            "score": _num(self.score), "fit": {"intercept": _num(self.intercept), "r2": _num(self.r2),
-                                               "local_prediction": _num(self.local_pred)},
-            "top_supporting": self.top, "supervoxels": self.supervoxels, "pointing": self.pointing,
-            "stored_orientation": self.orientation, "files": {k: Path(v).name for k, v in self.files.items()},
-            "settings": self.settings, "seconds": round(self.seconds, 3),
-        }
-
-    def row(self) -> dict:
-        """The `explanations.jsonl` line: the record without the per-supervoxel table."""
-        d = self.to_dict()
-        d.pop("supervoxels")
-        d["n_supervoxels"] = len(self.supervoxels)
-        return d
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def explain_scan(model, scan: ScanInput, cfg: ExplainConfig, out: Path | None = None,
                  report: str | None = None) -> Explanation:
     """Explain one scan with a loaded model (`eval.evaluate.load_model`); `report`: the model's greedy report when
     already generated. Writes the scan's files into `out` when given. Raises `Brain3DError` for this scan."""
     from brain3d.eval.evaluate import preprocess_for
-    from brain3d.explain.outputs import write_outputs
     from brain3d.io import read_sequences
     from brain3d.preprocess import preprocess_volume
 
@@ -143,7 +89,6 @@ def explain_scans(model, scans: Sequence[ScanInput], cfg: ExplainConfig, out: Pa
                   reports: Mapping[str, str] | None = None) -> Iterator[Explanation]:
     """One Explanation per scan, in order; a scan that fails yields its error and the others go on. With `out`,
     each scan's files are written and its line appended to `explanations.jsonl` as it finishes."""
-    from brain3d.explain.outputs import ExplanationLog
 
     log = ExplanationLog(Path(out)) if out is not None else None
     for scan in scans:

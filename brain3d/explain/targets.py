@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 
 from brain3d.errors import ConfigError, ExplainError
-from brain3d.eval.clinical import FINDINGS, LOBES, canonical, side_of
+from brain3d.vocabulary import FINDINGS, LOBES, canonical, side_of
 from brain3d.explain.config import TARGET_KINDS
 from brain3d.model.prompt import PromptLayout, report_ids
 

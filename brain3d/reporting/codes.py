@@ -26,7 +26,7 @@ from __future__ import annotations
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from brain3d.eval.clinical import FINDINGS, mentions
+from brain3d.vocabulary import FINDINGS, mentions
 
 SIDE_CODES: dict[str, Code] = {"left": codes.SCT.Left, "right": codes.SCT.Right, "bilateral": codes.SCT.Bilateral}
 LOBE_CODES: dict[str, Code] = {

@@ -33,7 +33,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.sr.codedict import codes as pcodes
 
 from brain3d.errors import ExportError
-from brain3d.eval.clinical import LOBES
+from brain3d.vocabulary import LOBES
 from brain3d.reporting import codes as C
 from brain3d.reporting.device import Device, derived_uid
 from brain3d.reporting.schema import Findings, ReportRecord

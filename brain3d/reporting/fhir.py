@@ -27,7 +27,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydicom.dataset import Dataset
 
 from brain3d.errors import ExportError
-from brain3d.eval.clinical import LOBES
+from brain3d.vocabulary import LOBES
 from brain3d.reporting import codes as C
 from brain3d.reporting.device import Device
 from brain3d.reporting.schema import Findings, ReportRecord

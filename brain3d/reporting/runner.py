@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from brain3d.errors import Brain3DError
-from brain3d.eval.clinical import asserts_pathology, findings_of, lobes_of, side_of
+from brain3d.vocabulary import asserts_pathology, findings_of, lobes_of, side_of
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
 from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl

@@ -24,7 +24,7 @@ import numpy as np
 from brain3d.data.manifest import Record, assign_splits, write_manifest
 from brain3d.errors import Brain3DError
 from brain3d.fsutil import atomic_dir, atomic_write_json, stable_int
-from brain3d.synth.anatomy import load_atlas
+from brain3d.anatomy.atlas import load_atlas
 from brain3d.synth.lesions import SIDE_WEIGHTS
 from brain3d.synth.phantom import SEQUENCES, render, sample_subject
 from brain3d.synth.reports import write_report

@@ -17,7 +17,7 @@ is squeezed against it) and tapers gently behind the lesion (so the map stays in
 sampled at q − u(q). S = 0.4 × size × size / 24 mm: the push grows faster than the lesion.
 
 Truth (`derive_truth`) is measured on the MNI atlas grid from these same functions, never assumed:
-side from the lesion's voxels on each side of x = 0, lobes from `lobes.locations_of`, compression
+side from the lesion's voxels on each side of x = 0 (`anatomy.rules`), lobes from `anatomy.lobes.locations_of`, compression
 from the loss of ventricle volume on either side under the displacement.
 """
 
@@ -30,20 +30,24 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from brain3d.data.manifest import Truth
-from brain3d.synth.anatomy import Atlas
-from brain3d.synth.lobes import locations_of, supratentorial
+from brain3d.anatomy.atlas import Atlas
+from brain3d.anatomy.lobes import locations_of, supratentorial
+from brain3d.anatomy.rules import (
+    BRATS_EDEMA,
+    BRATS_ENHANCING,
+    BRATS_NECROTIC,
+    COMPRESSION_MIN_LOSS,
+    MIN_FINDING_MM3,
+    side_from_shares,
+)
 
 SIDE_WEIGHTS = {"left": 42.5, "right": 40.7, "bilateral": 14.6}  # paper's proportions, renormalised
-BILATERAL_MIN_FRACTION = 0.15  # each side holds at least this share of a bilateral lesion
 MIDLINE_MARGIN_MM = 2.0  # a one-sided lesion keeps this far from x = 0
-COMPRESSION_MIN_LOSS = 0.20  # ventricle volume lost on one side for "compression"
-MIN_FINDING_MM3 = 40.0  # a necrotic / enhancing component smaller than this is not a finding
 MIN_LESION_MM3 = 2500.0
 EDEMA_FEATHER = 2.5  # the outer (edema) border blends over this many voxels
 EDEMA_GM_SPARING = 0.6  # edema level × (1 + this × GM probability)
 PUSH_WALL_MM = 12.0  # the mass effect squeezes tissue up to this far beyond the ventricles
 SIZE_MM = (14.0, 34.0)  # range of the mean whole-tumour radius
-BRATS_NECROTIC, BRATS_EDEMA, BRATS_ENHANCING = 1, 2, 4
 _NOISE_CELL_MM = 4.0
 
 
@@ -209,13 +213,8 @@ def derive_truth(lesions: tuple[Lesion, ...], atlas: Atlas) -> Measured:
         return Measured(None, volume, 0.0, 0.0)
     x = q[mask, 0]
     left, right = float((x < 0).mean()), float((x > 0).mean())
-    if min(left, right) >= BILATERAL_MIN_FRACTION:
-        side = "bilateral"
-    elif right == 0.0:
-        side = "left"
-    elif left == 0.0:
-        side = "right"
-    else:
+    side = side_from_shares(left, right)
+    if side != "bilateral" and min(left, right) > 0.0:  # a one-sided phantom stays wholly on its side
         return Measured(None, volume, left, 0.0)
     full = np.zeros(atlas.gm.shape, dtype=bool)
     full_box = np.zeros(sub.shape[:3], dtype=bool)

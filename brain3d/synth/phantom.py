@@ -19,7 +19,7 @@ import numpy as np
 
 from brain3d.data.manifest import Truth
 from brain3d.fsutil import stable_int
-from brain3d.synth.anatomy import Atlas
+from brain3d.anatomy.atlas import Atlas
 from brain3d.synth.lesions import Lesion, derive_truth, displacement, lesion_maps, rotation, sample_lesions
 from brain3d.synth.storage import ORIENTATIONS, SPACING_PROFILES, storage_grid, world_coordinates
 

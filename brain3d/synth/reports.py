@@ -4,7 +4,7 @@ A pathological report has four parts, as in TextBraTS: location (hemisphere + lo
 necrosis (with enhancement), ventricular compression. Each part has several paraphrases; an absent finding
 is either stated with an explicit negation ("No necrosis is seen.") or left out.
 
-Wording rules that keep the clinical keywords exact (checked by tests with `brain3d.eval.clinical`):
+Wording rules that keep the clinical keywords exact (checked by tests with `brain3d.vocabulary`):
 - the side is named only with the words left / right / bilateral, and only the truth's side;
 - lobes are named with the singular adjective ("left frontal and parietal lobes");
 - the ventricles are named (asserted) only when compression is present ("compression of the left lateral
@@ -12,17 +12,17 @@ Wording rules that keep the clinical keywords exact (checked by tests with `brai
   asserted anatomy keywords are exactly the truth's locations, plus 'ventricle' iff compression;
 - a negated finding always sits in its own sentence, after its cue (no / without / absence of), with no
   punctuation or contrastive word between cue and word, and never shares a sentence with a present finding;
-- healthy reports contain no side word, no anatomy keyword and no pathology word outside a negation.
+- healthy reports (`vocabulary.normal_report`) contain no side word, no anatomy keyword and no pathology word outside a negation.
 """
 
 from __future__ import annotations
 
 import random
 
-from brain3d.data.manifest import FINDINGS, Truth
+from brain3d.data.manifest import Truth
 from brain3d.fsutil import stable_int
+from brain3d.vocabulary import FINDINGS, LOBES, normal_report
 
-LOBE_ORDER = ("frontal", "parietal", "temporal", "occipital")
 EXTRA_LOCATIONS = ("periventricular",)
 SIDES = ("left", "right", "bilateral")
 
@@ -97,29 +97,10 @@ _COMPRESSION_NO = (
     "No compression of the ventricles is evident.",
     "No significant mass effect is present.",
 )
-_HEALTHY = (
-    "No abnormal signal intensity is identified in the brain parenchyma.",
-    "The CSF spaces are normal in size and configuration.",
-    "There is no midline shift or mass effect.",
-    "Grey-white matter differentiation is preserved.",
-    "No focal lesion is identified.",
-    "The cerebral sulci and basal cisterns are unremarkable.",
-    "No evidence of edema or necrosis is seen.",
-    "No abnormal enhancement is present.",
-    "The study is within normal limits for age.",
-    "No space-occupying mass is seen.",
-)
-_HEALTHY_OPENERS = (
-    "The brain MRI FLAIR scan shows no abnormality.",
-    "Normal brain MRI.",
-    "No intracranial abnormality is detected.",
-)
-
-
 def write_report(truth: Truth | None, healthy: bool, subject_id: str, seed: int) -> str:
     """One report paragraph for a subject; the same (truth, id, seed) always gives the same text."""
     if healthy:
-        return _healthy_report(subject_id)
+        return normal_report(subject_id)
     if truth is None:
         raise ValueError(f"subject {subject_id}: a pathological report needs a truth")
     rng = random.Random(stable_int("report", subject_id, seed))
@@ -151,7 +132,7 @@ def random_truth(rng: random.Random) -> Truth:
     """A plausible pathological truth (side by the paper's proportions, 1-3 lobes, random findings)."""
     side = rng.choices(SIDES, weights=(42.5, 40.7, 14.6))[0]
     k = rng.choices((1, 2, 3), weights=(0.45, 0.4, 0.15))[0]
-    lobes = sorted(rng.sample(LOBE_ORDER, k), key=LOBE_ORDER.index)
+    lobes = sorted(rng.sample(LOBES, k), key=LOBES.index)
     if rng.random() < 0.3:
         lobes.append("periventricular")
     findings = {
@@ -167,7 +148,7 @@ def lobe_phrase(lobes: list[str], plural: bool = False) -> str:
     """'frontal lobe', 'frontal and parietal lobes', 'frontal, parietal and temporal lobes'.
 
     `plural` names a single lobe in the plural ("bilateral frontal lobes")."""
-    names = [l for l in LOBE_ORDER if l in lobes]
+    names = [l for l in LOBES if l in lobes]
     if not names:
         return "cerebral hemispheres" if plural else "cerebral hemisphere"
     if len(names) == 1:
@@ -192,12 +173,3 @@ def _finding(present: bool, yes: tuple[str, ...], no: tuple[str, ...], rng: rand
     if rng.random() < omit_p:
         return ""
     return rng.choice(no)
-
-
-def _healthy_report(subject_id: str) -> str:
-    """An opener plus three to five distinct normal-study sentences, chosen by a stable hash of the id."""
-    h = stable_int("healthy-report", subject_id)
-    rng = random.Random(h)
-    k = 3 + h % 3
-    picks = rng.sample(range(len(_HEALTHY)), k)
-    return " ".join([_HEALTHY_OPENERS[h % len(_HEALTHY_OPENERS)], *(_HEALTHY[i] for i in sorted(picks))])

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from brain3d.eval.clinical import side_of
+from brain3d.vocabulary import side_of
 from brain3d.orientation import flip_left_right
 
 VARIANTS = ("real", "zero", "shuffled", "mirrored")

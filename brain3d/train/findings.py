@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from brain3d.eval.clinical import extract_extended
+from brain3d.vocabulary import extract_extended
 from brain3d.model.brain3d import FINDING_LABELS
 
 

@@ -4,7 +4,7 @@ A report is ~60 tokens of which the side, the lobes, the findings and "normal" a
 mean next-token loss, the word that makes a report right or wrong (the side) is ~1 % of the loss, and a model
 that always writes "left" loses almost nothing. Weighting these tokens up makes reading the image pay.
 
-A word is a keyword when the evaluation's extended scorer reads it as one (`eval.clinical.canonical`: every
+A word is a keyword when the evaluation's extended scorer reads it as one (`vocabulary.canonical`: every
 variant, e.g. "oedema", "enhancing", "fronto" of "fronto-parietal"), or it is "normal" / "abnormal" or a
 negation ("no", "not", "without"), so the loss weights what the metrics score. Tokens are matched by
 character offsets, so a keyword that the tokenizer splits into pieces is weighted in every piece, and no
@@ -18,7 +18,7 @@ import re
 import torch
 
 from brain3d.errors import ConfigError
-from brain3d.eval.clinical import canonical
+from brain3d.vocabulary import canonical
 
 EXTRA_KEYWORDS = ("normal", "abnormal", "no", "not", "without")  # negations decide findings too
 _WORD = re.compile(r"[A-Za-z]+")

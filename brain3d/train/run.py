@@ -213,8 +213,8 @@ class Trainer:
     @torch.no_grad()
     def token_probe(self, model) -> dict:
         """Cross-validated linear probes of lesion side and presence on the compressed tokens of the train and
-        validation subjects (`brain3d.eval.probe`): what the vision half hands the language half after this phase."""
-        from brain3d.eval.probe import token_probes
+        validation subjects (`brain3d.train.probe`): what the vision half hands the language half after this phase."""
+        from brain3d.train.probe import token_probes
 
         records = self.train_records + self.val_records
         was_training = model.training

@@ -4,8 +4,8 @@ A user downloads MedSigLIP and MedGemma once; the tiny twin's counterpart is thi
 warm-ups of `make_pretrained_twin` for the default recipe, stored as safetensors (never pickle), each file named
 by a digest of everything that produced it (which warm-up, its settings, the twin's seed and grid). When the
 digest of a requested warm-up matches a shipped file, its weights are loaded instead of recomputed; anything
-else (another seed, grid or recipe) is warmed up as before. `python -m brain3d.twin.assets` rebuilds the
-shipped files from scratch (about 4 minutes on 2 CPU cores); a test checks that they match the current recipe.
+else (another seed, grid or recipe) is warmed up as before. `brain3d twin-assets` (a maintainer's command) rebuilds
+the shipped files from scratch (about 4 minutes on 2 CPU cores); a test checks that they match the current recipe.
 """
 
 from __future__ import annotations
@@ -81,29 +81,3 @@ def _load(model_dir: Path, part: str):
     weights = {"model.safetensors", "config.json", "brain3d_pretraining.json", "brain3d_tissue_head.safetensors"}
     extra = [p.name for p in model_dir.iterdir() if p.is_file() and p.name not in weights]
     return model, extra
-
-
-def main() -> None:
-    """Rebuild the shipped assets of the default recipe (seed and grid of the tiny profile)."""
-    import shutil
-    import tempfile
-
-    import torch
-
-    from brain3d.train.config import load_config
-    from brain3d.twin.pretrained import TwinRecipe, make_pretrained_twin
-
-    torch.set_num_threads(1)
-    cfg = load_config("tiny")
-    model = cfg.brain3d_config("tiny", "tiny")
-    for old in ASSET_DIR.glob("*.safetensors"):
-        old.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
-        make_pretrained_twin(Path(tmp) / "twin", cfg.seed, model.image_size, model.kernel_depth, model.depth_stride,
-                             TwinRecipe(), progress=True, export=True)
-    print("\n".join(sorted(p.name for p in ASSET_DIR.glob("*.safetensors"))))
-    shutil.rmtree(ASSET_DIR / "__pycache__", ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ knows neither. So the tiny twin's text model is briefly trained, in one loop, on
 * findings prefix: the report after Brain3D's own prompt layout ([K prefix embeddings][bos + prompt][report]),
   where the prefix is a block of K vectors at the soft tokens' scale that *names* the report's findings: each
   slot is a noisy mix of the "normal" embedding, and a few slots instead carry the embeddings of the report's
-  asserted keywords (side, lobes, findings; `eval.clinical.extract_extended`, so negated words are never
+  asserted keywords (side, lobes, findings; `vocabulary.extract_extended`, so negated words are never
   planted). The LM learns that whatever sits in those positions says what the report must say.
 
 Nothing here is paired with a scan or a cohort subject: the corpus is random synthetic reports, the prefix is
@@ -49,7 +49,7 @@ class FindingsPrefix:
 def prefix_words(report: str) -> list[str]:
     """The asserted keywords of a report that a findings prefix names: side words first (a bilateral
     report asserts both 'left' and 'right'), then anatomy, then pathology; [] for a normal study."""
-    from brain3d.eval.clinical import extract_extended
+    from brain3d.vocabulary import extract_extended
 
     found = extract_extended(report)
     return sorted(found["laterality"]) + sorted(found["anatomy"]) + sorted(found["pathology"])
@@ -171,7 +171,7 @@ def held_out_reading(model, tokenizer, layout, word_emb: dict[str, torch.Tensor]
                      gen: torch.Generator, n: int = 24) -> float:
     """Share of `n` fresh prefixes (left, right, bilateral, normal in turn) whose greedy report names exactly
     the side the prefix names (none for a normal one): does the warmed LM read its prefix?"""
-    from brain3d.eval.clinical import side_of
+    from brain3d.vocabulary import side_of
 
     text_model, head = model.model.language_model, model.lm_head
     embed = text_model.get_input_embeddings()

@@ -72,7 +72,7 @@ def phantom_volumes(cfg: VisionWarmup, progress: bool = False) -> Iterator[tuple
     from brain3d.io import Volume
     from brain3d.orientation import orientation_codes, spacing_of, to_model_axes
     from brain3d.preprocess import PreprocessConfig, preprocess_volume
-    from brain3d.synth.anatomy import load_atlas
+    from brain3d.anatomy.atlas import load_atlas
     from brain3d.synth.phantom import render, sample_subject
 
     atlas = load_atlas(2)

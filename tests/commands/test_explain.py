@@ -62,7 +62,7 @@ def test_explain_a_manifest_split_prints_the_pointing_game(trained_checkpoint, c
 
 
 def test_report_with_explain_adds_the_side_explanation(trained_checkpoint, cohort, tmp_path, capsys):
-    from brain3d.eval.clinical import side_of
+    from brain3d.vocabulary import side_of
 
     out = tmp_path / "reports"
     scan = cohort.parent / "s0_flair.nii.gz"

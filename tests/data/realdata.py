@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brain3d.synth.anatomy import load_atlas
+from brain3d.anatomy.atlas import load_atlas
 from brain3d.synth.phantom import SubjectSpec, render, sample_subject
 from brain3d.synth.skull import add_head
 from brain3d.synth.storage import write_nifti_gz

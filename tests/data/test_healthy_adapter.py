@@ -57,14 +57,13 @@ def test_stripped_scan_keeps_the_true_affine(healthy):
 
 
 def test_reports_are_normal_templates_and_stable(healthy):
-    from brain3d.data.healthy import healthy_report
-    from brain3d.eval import clinical
+    from brain3d import vocabulary
 
     _, _, _, recs = healthy
     for sid, rec in recs.items():
-        assert rec.report == healthy_report(sid)
-        assert not clinical.asserts_pathology(rec.report)
-        assert clinical.side_of(rec.report) is None
+        assert rec.report == vocabulary.normal_report(sid)
+        assert not vocabulary.asserts_pathology(rec.report)
+        assert vocabulary.side_of(rec.report) is None
 
 
 def test_tree_without_flair(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import Comprehensive3DSRStorage
 
 from brain3d.errors import ExportError
-from brain3d.eval.clinical import FINDINGS, LOBES
+from brain3d.vocabulary import FINDINGS, LOBES
 from brain3d.io import read_volume
 from brain3d.reporting import codes as C
 from brain3d.reporting.device import Device, checkpoint_digest, device_for

@@ -89,7 +89,7 @@ def test_mirror_check_fields(checkpoint, scans, capsys):
     assert code == 0
     r = rows[0]
     assert r["mirrored_report"] is not None
-    from brain3d.eval.clinical import side_of
+    from brain3d.vocabulary import side_of
     from brain3d.eval.diagnostics import mirrored_side
 
     assert r["laterality_consistent"] == (side_of(r["mirrored_report"]) == mirrored_side(r["findings"]["side"]))

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from brain3d.cli import main
-from brain3d.data.manifest import FINDINGS, read_manifest
+from brain3d.data.manifest import read_manifest
 from brain3d.errors import Brain3DError
-from brain3d.eval.clinical import extract, side_set
+from brain3d.vocabulary import FINDINGS, extract, side_set
 from brain3d.io import read_volume
 from brain3d.preprocess import PreprocessConfig, load_for_model, resize
 from brain3d.synth.cohort import make_cohort

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from brain3d.synth.anatomy import load_atlas
+from brain3d.anatomy.atlas import load_atlas
 from brain3d.synth.cohort import plan_classes
-from brain3d.synth.lesions import COMPRESSION_MIN_LOSS, derive_truth, displacement
-from brain3d.synth.lobes import lobe_labels, locations_of
+from brain3d.anatomy.rules import COMPRESSION_MIN_LOSS
+from brain3d.synth.lesions import derive_truth, displacement
 from brain3d.synth.phantom import SubjectSpec, render, sample_subject
 
 VOXEL_MM = 6.0
@@ -78,19 +78,6 @@ def test_mass_effect_is_zero_without_a_lesion_and_grows_with_size(atlas) -> None
     small = replace(les, radii=tuple(r * 0.6 for r in les.radii), mass_effect=les.mass_effect * 0.6)
     big = np.abs(displacement((les,), q)).max()
     assert 0 < np.abs(displacement((small,), q)).max() < big
-
-
-def test_lobe_map_classifies_landmarks() -> None:
-    points = np.array([[-40, 30, 30], [40, -45, 45], [-50, -20, -15], [-20, -90, 10], [10, -70, -30]], np.float32)
-    assert lobe_labels(points).tolist() == [1, 2, 3, 4, 0]  # frontal, parietal, temporal, occipital, cerebellum
-
-
-def test_locations_of_a_mask_follow_the_lobe_map(atlas) -> None:
-    mm = atlas.mm_grid()
-    x, y, z = mm[..., 0], mm[..., 1], mm[..., 2]
-    mask = (x > 30) & (x < 45) & (y > -30) & (y < -6) & (z > 30) & (z < 50)  # straddles y = -18
-    assert locations_of(mask, mm, atlas) == ["frontal", "parietal"]
-    assert locations_of(np.zeros_like(mask), mm, atlas) == []
 
 
 def test_class_plan_follows_the_paper_proportions() -> None:

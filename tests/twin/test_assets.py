@@ -1,5 +1,5 @@
 """Shipped twin weights: a warm-up exported as an asset loads back bit-identically instead of being recomputed,
-and the package ships the assets of the current default recipe (regenerate with `python -m brain3d.twin.assets`)."""
+and the package ships the assets of the current default recipe (regenerate with `brain3d twin-assets`)."""
 
 import json
 
@@ -39,5 +39,5 @@ def test_the_package_ships_the_default_recipes_assets():
     model = cfg.brain3d_config("tiny", "tiny")
     specs = warmup_specs(cfg.seed, model.image_size, model.kernel_depth, model.depth_stride, TwinRecipe())
     for part, spec in specs.items():
-        assert assets.asset_path(part, spec).is_file(), f"no shipped {part} asset: run python -m brain3d.twin.assets"
+        assert assets.asset_path(part, spec).is_file(), f"no shipped {part} asset: run brain3d twin-assets"
     assert len(list(assets.ASSET_DIR.glob("*.safetensors"))) == len(specs)  # no stale assets

@@ -11,7 +11,7 @@ Every point is classified from its MNI coordinates (x, y, z) alone:
   parietal        −70 ≤ y < −18 (not temporal)
 
 Periventricular is a location on top of the lobes: within PERIVENTRICULAR_MM of the lateral
-ventricles (`anatomy.Atlas.ventricles` > 0.5).
+ventricles (`anatomy.atlas.Atlas.ventricles` > 0.5).
 
 A lesion is reported in a lobe when at least LOBE_MIN_FRACTION of its voxels (on the MNI grid) fall in
 it (the lobe holding most of it is always reported), and as periventricular when at least
@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from brain3d.synth.anatomy import Atlas
+from brain3d.anatomy.atlas import Atlas
+from brain3d.vocabulary import LOBES
 
-LOBES = ("frontal", "parietal", "temporal", "occipital")
 PERIVENTRICULAR_MM = 8.0
 LOBE_MIN_FRACTION = 0.10
 INFRATENTORIAL = 0  # label 0 in `lobe_labels`; labels 1..4 follow LOBES

@@ -2,7 +2,7 @@
 
 If a cross-validated logistic regression cannot read the lesion's side (or its presence) from the K compressed
 tokens, no language model downstream can write it; if it can, a failure to write it is the language half's
-(see `brain3d.eval.grounding`). Tokens are read *after* the compressor (and the projector's feature
+(see `brain3d.eval.grounding`, which measures the language half). Tokens are read *after* the compressor (and the projector's feature
 standardiser when the model has one), i.e. exactly what the projector sees (`Brain3D.compressed`).
 """
 
