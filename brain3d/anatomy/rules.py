@@ -13,6 +13,7 @@ COMPRESSION_MIN_LOSS = 0.20  # ventricle volume lost on one side for "compressio
 # BraTS label values (3 is the BraTS 2023 number of enhancing tumour, read as enhancing)
 BRATS_NECROTIC, BRATS_EDEMA, BRATS_ENHANCING = 1, 2, 4
 LABELS = {BRATS_NECROTIC: "necrosis", BRATS_EDEMA: "edema", BRATS_ENHANCING: "enhancing", 3: "enhancing"}
+UNKNOWN_LABEL = 255  # a voxel whose tissue is not known (a lesion subject without a mask): no loss is taken there
 
 
 def side_from_shares(left: float, right: float) -> str:

@@ -21,12 +21,21 @@ def register(app: typer.Typer) -> None:
         language_model: Optional[Path] = typer.Option(None, "--language-model", help="Local Gemma-3 / MedGemma folder."),
         set_: List[str] = typer.Option([], "--set", help="Override a setting, e.g. --set phases.2a.epochs=3 (repeatable)."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+        processes: int = typer.Option(
+            1, "--processes", min=1,
+            help="Train in this many local processes (data-parallel, as torchrun --nproc_per_node N: one per CPU core "
+                 "or GPU); the per-process batch is the config's, so the effective batch is N times it."),
     ) -> None:
         """Train Brain3D: phase 1 contrastive grounding, phase 2A projector warm-up, phase 2B LoRA."""
         from brain3d.train.config import load_config
+        from brain3d.train.launch import run_processes, train_argv, under_launcher
         from brain3d.train.run import train
 
         cfg = load_config(config, set_)
+        if processes > 1 and not under_launcher():
+            run_processes(processes, train_argv(config, manifest, out, phases, resume, vision_model, language_model,
+                                                set_, quiet), threads=cfg.threads or 1)
+            return
         summary = train(cfg, manifest, out, phases=phases, resume=resume, progress=not quiet,
                         vision_model=vision_model, language_model=language_model)
         if summary.get("world_size", 1) == 1 or _rank() == 0:

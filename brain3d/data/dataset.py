@@ -7,7 +7,8 @@ subjects an unbroken single-process run mirrors.
 
 The input of an item comes from a *source*: `VolumeSource` reads and preprocesses the scan (phase 1, where
 the encoder trains), a feature source reads cached encoder features (phases 2A/2B; see `brain3d.data.cache`).
-Both take `(record, mirrored)`, so the augmentation logic lives here once.
+Both take `(record, mirrored)`, so the augmentation logic lives here once. A volume source can also give each
+subject's lesion mask on the model grid (`labels`), mirrored with its scan, for the region read-out's mask loss.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from brain3d.anatomy.rules import UNKNOWN_LABEL
 from brain3d.data.manifest import Record, Truth
 from brain3d.fsutil import stable_int
 from brain3d.orientation import flip_left_right
@@ -79,6 +81,7 @@ class VolumeSource:
         self.sequences = list(sequences) if sequences is not None else None
         self.in_memory = in_memory
         self._memo: dict[str, torch.Tensor] = {}
+        self._labels: dict[str, torch.Tensor] = {}
 
     def load(self, record: Record) -> torch.Tensor:
         x = self._memo.get(record.id)
@@ -92,14 +95,43 @@ class VolumeSource:
         x = self.load(record)
         return flip_left_right(x) if mirrored else x
 
+    def labels(self, record: Record, mirrored: bool) -> torch.Tensor:
+        """(D, H, W) uint8 BraTS labels of the record's mask on the model grid (nearest neighbour through world mm,
+        so any stored orientation lands right); 0 everywhere for a healthy subject, UNKNOWN_LABEL everywhere for a
+        lesion subject without a mask. Mirrored with the scan."""
+        y = self._labels.get(record.id)
+        if y is None:
+            y = torch.from_numpy(mask_on_model_grid(record, self.preprocess, self.sequences))
+            if self.in_memory:
+                self._labels[record.id] = y
+        return flip_left_right(y) if mirrored else y
+
+
+def mask_on_model_grid(record: Record, preprocess: PreprocessConfig, sequences: Sequence[str] | None = None) -> np.ndarray:
+    """The record's lesion mask as (D, H, W) uint8 labels on its scan's model grid (see `VolumeSource.labels`)."""
+    from brain3d.io import read_volume, resample_array
+    from brain3d.preprocess import resized_affine
+
+    size = tuple(preprocess.size)
+    if record.mask is None:
+        return np.full(size, 0 if record.healthy else UNKNOWN_LABEL, dtype=np.uint8)
+    scan = read_volume(record.image_paths(sequences)[0])
+    model_affine = resized_affine(scan.affine, scan.shape[-3:], size)
+    mask = read_volume(record.mask)
+    data = mask.data if mask.data.ndim == 3 else mask.data[0]
+    return np.rint(resample_array(data, mask.affine, model_affine, size, order=0)).astype(np.uint8)
+
 
 class ReportDataset(Dataset):
-    """Items {"id", "inputs", "report", "mirrored"}; `set_epoch` selects the epoch's mirroring."""
+    """Items {"id", "inputs", "report", "mirrored"} (+ "labels" with a `labels` source); `set_epoch` selects the
+    epoch's mirroring."""
 
-    def __init__(self, records: Sequence[Record], source: Source, flip: FlipPolicy | None = None):
+    def __init__(self, records: Sequence[Record], source: Source, flip: FlipPolicy | None = None,
+                 labels: Source | None = None):
         self.records = list(records)
         self.source = source
         self.flip = flip
+        self.labels = labels
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -114,22 +146,28 @@ class ReportDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         m = self.mirrored(index)
-        return {
+        item = {
             "id": rec.id,
             "inputs": self.source(rec, m),
             "report": swap_sides(rec.report) if m else rec.report,
             "mirrored": m,
         }
+        if self.labels is not None:
+            item["labels"] = self.labels(rec, m)
+        return item
 
 
 def collate(items: Sequence[dict]) -> dict:
-    """Stack inputs to (B, ...) and keep ids, reports and mirror flags as lists."""
-    return {
+    """Stack inputs (and labels) to (B, ...) and keep ids, reports and mirror flags as lists."""
+    batch = {
         "id": [it["id"] for it in items],
         "inputs": torch.stack([it["inputs"] for it in items]),
         "report": [it["report"] for it in items],
         "mirrored": [bool(it["mirrored"]) for it in items],
     }
+    if items and "labels" in items[0]:
+        batch["labels"] = torch.stack([it["labels"] for it in items])  # (B, D, H, W)
+    return batch
 
 
 def epoch_batches(

@@ -30,6 +30,9 @@ class DemoConfig:
     voxel_mm: float = 2.0
     twin: TwinRecipe = field(default_factory=TwinRecipe)
     workers: int = 2
+    # training runs in this many local processes (DDP over gloo: both cores of a 2-core machine), each with the
+    # profile's batch divided by it, so the effective batch stays the profile's
+    train_processes: int = 2
     train_overrides: tuple[str, ...] = ()
     eval_batch_size: int = 16
     max_new_tokens: int = 96
@@ -50,7 +53,7 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> "DemoConfig":
         return cls(n_pathological=24, n_healthy=8, voxel_mm=4.0, twin=TwinRecipe.quick(),
-                   train_overrides=("model.image_size=[16,32,32]", "model.num_tokens=8",
+                   train_processes=1, train_overrides=("model.image_size=[16,32,32]", "model.num_tokens=8",
                                     "phases.1.epochs=1", "phases.2a.epochs=1", "phases.2b.epochs=1"),
                    max_new_tokens=48, n_boot=200, meteor=False, bertscore=False, baseline_slices=8,
                    baseline_slice_size=32, explain_samples=16,
@@ -103,9 +106,18 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
                                       train_cfg.model.get("kernel_depth", 2), train_cfg.model.get("depth_stride", 2),
                                       cfg.twin, progress))
     train_done = (run_dir / "phase2b" / "config.json").exists()
-    step("training phases 1 → 2A → 2B", train_done, lambda: train(
-        train_cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress,
-        vision_model=models["vision"], language_model=models["language"]))
+    if cfg.train_processes > 1:
+        from brain3d.train.launch import run_processes, train_argv
+
+        overrides = [*cfg.train_overrides, *per_process_batches(train_cfg, cfg.train_processes)]
+        argv = train_argv("tiny", manifest, run_dir, resume=run_dir.exists(), vision_model=models["vision"],
+                          language_model=models["language"], overrides=overrides, quiet=not progress)
+        step(f"training phases 1 → 2A → 2B ({cfg.train_processes} processes)", train_done,
+             lambda: run_processes(cfg.train_processes, argv, threads=train_cfg.threads or 1))
+    else:
+        step("training phases 1 → 2A → 2B", train_done, lambda: train(
+            train_cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress,
+            vision_model=models["vision"], language_model=models["language"]))
 
     score = ScoreOptions(n_boot=cfg.n_boot, nlg=NLGOptions(meteor=cfg.meteor, bertscore=cfg.bertscore))
     opts = EvaluateOptions(split="test", batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens,
@@ -130,6 +142,16 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     write_index(out, summary)
     log(f"[demo] wrote {out / 'index.html'}")
     return summary
+
+
+def per_process_batches(train_cfg, processes: int) -> list[str]:
+    """`phases.<p>.batch_size=` overrides that split each phase's batch over `processes` (the effective batch stays the
+    profile's); a contrastive phase keeps at least 2 volumes per process (InfoNCE needs negatives)."""
+    out = []
+    for name, phase in train_cfg.phases.items():
+        floor = 2 if phase.objective == "contrastive" else 1
+        out.append(f"phases.{name}.batch_size={max(floor, phase.batch_size // processes)}")
+    return out
 
 
 def slice_baseline(out: Path, language: Path, manifest: Path, cfg: DemoConfig, nonzero: bool,

@@ -31,6 +31,7 @@ from brain3d import vocabulary
 from brain3d.data.manifest import Truth
 from brain3d.errors import Brain3DError
 from brain3d.eval import clinical, diagnostics, nlg, stats, tables
+from brain3d.eval.findings import finding_scores
 from brain3d.fsutil import atomic_write_json, atomic_write_text
 from brain3d.vocabulary import FINDINGS
 
@@ -220,6 +221,10 @@ def score_predictions(rows: Sequence[dict], out_dir: str | Path | None, options:
                                | {f"side: {s['_sources'][1]}" for s in samples if s["_sources"][1]}),
         "options": {"nlg": asdict(o.nlg)},
     }
+    lesions = [p for p, s in zip(preds, samples) if not s["healthy"] and p.truth is not None and p.truth.findings]
+    result["findings"] = finding_scores([p.truth.findings for p in lesions],
+                                        [vocabulary.findings_of(p.generated) for p in lesions], FINDINGS,
+                                        o.n_boot, o.seed, o.level)
     if any(p.generated_mirror is not None for p in preds):
         pairs = [(vocabulary.side_of(p.generated), vocabulary.side_of(p.generated_mirror))
                  for p in preds if p.generated_mirror is not None]

@@ -6,6 +6,8 @@ One model object serves all three training phases; which parameters train is sai
   compressor        the perceiver's parameters (empty for the pooling compressors)
   projector, gate   the 2-layer MLP and the scalar gate `vis_scale`
   lora              LoRA adapters inside the language model only (phase 2B, after `add_lora`)
+  regions           optional (config.region_tokens): the per-token tissue read-out and its region tokens
+                    (model/regions.py), trained in phase 1 on lesion masks
   findings_head     optional (config.findings_head): a per-word scale and bias that turn the soft tokens'
                     similarity to the LM's *own embeddings* of the finding words (FINDING_LABELS: lesion, normal,
                     left, right, lobes, findings) into logits, trained in phase 1 on labels read from each report.
@@ -36,13 +38,14 @@ from brain3d.model.compressor import build_compressor
 from brain3d.model.config import Brain3DConfig, LoraConfig
 from brain3d.model.encoder3d import Encoder3D
 from brain3d.model.projector import Projector, embedding_rms
+from brain3d.model.regions import UNKNOWN, RegionReadout, region_loss, token_fractions
 from brain3d.model.prompt import PromptLayout, build_layout, report_ids
 
 CHECKPOINT_FORMAT = "brain3d"
 CHECKPOINT_VERSION = 1
 WEIGHTS_FILE = "brain3d.safetensors"
 ADAPTER_DIR = "adapter"
-GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head")
+GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head", "regions")
 # The words the optional findings head scores: lesion (any pathology asserted), normal (none), the scorer's side,
 # lobe and finding keywords.
 FINDING_LABELS = ("lesion", "normal", "left", "right", "frontal", "parietal", "temporal", "occipital",
@@ -84,9 +87,10 @@ class Brain3D(nn.Module):
         self.compressor = build_compressor(
             config.compressor, config.num_tokens, self.encoder.dim, config.pool_grid, config.perceiver_layers
         ).to(device)
+        self.regions = RegionReadout(self.encoder.dim, self.compressor.out_dim).to(device) if config.region_tokens else None
         embedding = lm.get_input_embeddings()
         self.projector = Projector(self.compressor.out_dim, embedding.embedding_dim, config.soft_token_scale,
-                                   config.feature_norm, self.compressor.num_tokens).to(device)
+                                   config.feature_norm, self.num_vision_tokens).to(device)
         self.projector.text_rms = embedding_rms(embedding, embedding.num_embeddings).to(device)
         self.findings_head = FindingsHead(len(FINDING_LABELS)).to(device) if config.findings_head else None
         if self.findings_head is not None:
@@ -184,7 +188,8 @@ class Brain3D(nn.Module):
 
     @property
     def num_vision_tokens(self) -> int:
-        return self.config.num_tokens
+        """K compressed tokens, plus one per tissue class with region tokens."""
+        return self.compressor.num_tokens + (self.regions.num_tokens if self.regions is not None else 0)
 
     @property
     def has_lora(self) -> bool:
@@ -209,8 +214,25 @@ class Brain3D(nn.Module):
                 f"features of shape {tuple(features.shape)} do not match this model's encoder "
                 f"({self.encoder.num_tokens} tokens on grid {self.encoder.grid}); were they cached with another config?"
             )
-        z = self.compressor(features.to(self.device, torch.float32), self.encoder.grid)  # (B, K, dc)
+        x = features.to(self.device, torch.float32)
+        z = self.compressor(x, self.encoder.grid)  # (B, K, dc)
+        if self.regions is not None:
+            z = torch.cat([z, self.regions(x, self.encoder.grid)], dim=1)  # (B, K + R, dc)
         return self.projector.standardize(z)
+
+    def region_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Segmentation loss of the region read-out: (B, N, dv) features against (B, D, H, W) model-grid BraTS
+        labels (`regions.UNKNOWN` everywhere for a subject without a mask: it does not count)."""
+        if self.regions is None:
+            raise ConfigError("this model has no region tokens; set region_tokens: true in the model config")
+        enc = self.encoder
+        stride = (self.config.depth_stride, enc.patch_size, enc.patch_size)
+        kernel = (self.config.kernel_depth, enc.patch_size, enc.patch_size)
+        labels = labels.to(self.device)
+        known = (labels != UNKNOWN).flatten(1).all(dim=1)  # (B,)
+        targets = token_fractions(labels.masked_fill(labels == UNKNOWN, 0), enc.grid, kernel, stride)  # (B, N, R)
+        logits = self.regions.logits(features.to(self.device, torch.float32))  # (B, N, R)
+        return region_loss(logits, targets, known)
 
     def findings_logits(self, soft: torch.Tensor) -> torch.Tensor:
         """Soft tokens (B, K, dlm) -> (B, len(FINDING_LABELS)) logits (see FindingsHead)."""
@@ -375,6 +397,7 @@ class Brain3D(nn.Module):
             "gate": [self.projector.vis_scale],
             "lora": [p for n, p in self.lm.named_parameters() if "lora_" in n],
             "findings_head": list(self.findings_head.parameters()) if self.findings_head is not None else [],
+            "regions": list(self.regions.parameters()) if self.regions is not None else [],
         }
 
     def set_trainable(self, groups: Iterable[str]) -> int:

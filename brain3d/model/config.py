@@ -74,6 +74,10 @@ class Brain3DConfig:
         both transformers.  lora: the LoRA recipe applied by `Brain3D.add_lora` (phase 2B); None = default.
     findings_head: a linear read-out of structured findings from the compressed tokens, trained in phase 1 on
         labels read from the reports (`phases.1.findings_weight`); it never feeds the language model.
+    region_tokens: append one soft token per tissue class (whole tumour, core, necrotic core, edema, enhancing;
+        model/regions.py) pooled by a per-token segmentation read-out of the encoder, trained in phase 1 on the
+        subjects' lesion masks (`phases.1.region_weight`); no mask is needed at inference. The LM then sees
+        num_tokens + 5 soft tokens.
     """
 
     vision_model: str
@@ -98,6 +102,7 @@ class Brain3DConfig:
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None
     findings_head: bool = False
+    region_tokens: bool = False
 
     def __post_init__(self) -> None:
         self.sequences = list(self.sequences)

@@ -1,4 +1,5 @@
-"""PNG loss curves of a phase from the run's metrics rows (train loss per optimizer step, val loss per epoch)."""
+"""PNG loss curves of a phase from the run's metrics rows (train loss per optimizer step, val loss per epoch, and the
+validation grounding score per epoch on a second axis when the phase selects by it)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from brain3d.fsutil import atomic_write_bytes
 
 
 def phase_series(rows: Iterable[dict], phase: str) -> dict[str, list[tuple[float, float]]]:
-    """{"train": [(step, loss)], "val": [(step, loss)]} of one phase from metrics rows."""
-    out: dict[str, list[tuple[float, float]]] = {"train": [], "val": []}
+    """{"train": [(step, loss)], "val": [(step, loss)], "grounding": [(step, score)]} of one phase from metrics rows."""
+    out: dict[str, list[tuple[float, float]]] = {"train": [], "val": [], "grounding": []}
     for r in rows:
         if r.get("phase") != phase:
             continue
         if r.get("kind") == "step" and r.get("loss") is not None:
             out["train"].append((r["step"], r["loss"]))
-        elif r.get("kind") == "epoch" and r.get("val_loss") is not None:
-            out["val"].append((r["step"], r["val_loss"]))
+        elif r.get("kind") == "epoch":
+            if r.get("val_loss") is not None:
+                out["val"].append((r["step"], r["val_loss"]))
+            if (r.get("val_grounding") or {}).get("score") is not None:
+                out["grounding"].append((r["step"], r["val_grounding"]["score"]))
     return out
 
 
@@ -46,7 +50,14 @@ def save_loss_curve(rows: Iterable[dict], phase: str, path: str | Path, title: s
     ax.set_title(title or f"phase {phase}")
     ax.grid(alpha=0.3)
     if s["train"] or s["val"]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
+    if s["grounding"]:
+        x, y = zip(*s["grounding"])
+        ax2 = ax.twinx()
+        ax2.plot(x, y, "s--", lw=1.5, color="tab:green", label="validation grounding (twins won)")
+        ax2.set_ylim(0.0, 1.02)
+        ax2.set_ylabel("grounding score")
+        ax2.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brain3d import quiet
 from brain3d.data.cache import tensors_digest
 from brain3d.data.dataset import ReportDataset, collate, epoch_batches
 from brain3d.errors import TrainingError
@@ -33,6 +34,7 @@ from brain3d.train.keywords import keyword_positions, keyword_weights
 from brain3d.train.losses import symmetric_info_nce, weighted_lm_loss
 from brain3d.train.phases import PhaseConfig, select_trainable
 from brain3d.train.schedule import lr_factor, warmup_steps_for
+from brain3d.train.selection import grounding_score
 from brain3d.train.state import load_state, save_state
 
 
@@ -77,6 +79,7 @@ class PhaseResult:
     final_train_loss: float | None
     trainable_parameters: int
     rank_digests: list[str] = field(default_factory=list)
+    best_grounding: float | None = None  # validation grounding score of the kept state (select: grounding)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -103,7 +106,7 @@ class PhaseObjective(nn.Module):
         if phase.objective == "contrastive" and bank is None:
             raise TrainingError("the contrastive phase needs the report-embedding bank")
 
-    def forward(self, inputs: torch.Tensor, reports: list[str]) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, reports: list[str], labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.phase.objective == "contrastive":
             feats = self.model.encode_volume(inputs) if self.inputs == "volumes" else inputs  # (B, N, dv)
             soft = self.model.visual_tokens(feats)  # (B, K, dlm)
@@ -115,6 +118,8 @@ class PhaseObjective(nn.Module):
                 logits = self.model.findings_logits(soft)  # (B, L)
                 loss = loss + self.phase.findings_weight * F.binary_cross_entropy_with_logits(
                     logits.float(), report_labels(reports, logits.device))
+            if self.phase.region_weight > 0:
+                loss = loss + self.phase.region_weight * self.model.region_loss(feats, labels)
             return loss
         return report_loss(self.model, self.phase, reports, {self.inputs: inputs})
 
@@ -138,7 +143,7 @@ def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: 
             if phase.objective == "contrastive":
                 if len(val) < 2 or data.val_bank is None:
                     return None
-                embs, logits, reports = [], [], []
+                embs, logits, reports, region = [], [], [], 0.0
                 for b in items:
                     x = b["inputs"].to(dev)
                     feats = model.encode_volume(x) if data.inputs == "volumes" else x
@@ -146,6 +151,8 @@ def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: 
                     embs.append(soft.float().mean(dim=1))  # as volume_embedding
                     if phase.findings_weight > 0:
                         logits.append(model.findings_logits(soft).float())
+                    if phase.region_weight > 0:
+                        region += float(model.region_loss(feats, b["labels"])) * len(b["report"]) / len(val)
                     reports += b["report"]
                 ids = data.val_bank.ids(reports)
                 bank = data.val_bank.emb if phase.bank else None
@@ -155,7 +162,7 @@ def evaluate(model: nn.Module, phase: PhaseConfig, data: PhaseData, batch_size: 
                 if logits:  # the validation loss is the training objective: the findings target counts too
                     loss += phase.findings_weight * float(F.binary_cross_entropy_with_logits(
                         torch.cat(logits), report_labels(reports, dev)))
-                return loss
+                return loss + phase.region_weight * region
             total, n = 0.0, 0
             for b in items:
                 kw = {data.inputs: b["inputs"].to(dev)}
@@ -179,7 +186,10 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
     groups = select_trainable(model, phase)
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=phase.lr, weight_decay=phase.weight_decay)
-    objective = acc.prepare(PhaseObjective(model, phase, data.inputs, data.bank))
+    # torch deprecates DDP's broadcast_buffers (accelerate cannot pass its successor); its advice for a run that
+    # needs no buffer sync per forward is to keep it, so the warning is only noise here (see run._accelerator)
+    with quiet.ignoring(r"`broadcast_buffers` is deprecated", FutureWarning):
+        objective = acc.prepare(PhaseObjective(model, phase, data.inputs, data.bank))
     min_last = 2 if phase.objective == "contrastive" else 1
 
     def batches(epoch: int) -> list[list[int]]:
@@ -192,7 +202,9 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
     total = per_epoch * phase.epochs
     warmup = warmup_steps_for(total, phase.warmup_ratio)
 
+    by_grounding = phase.select == "grounding" and phase.objective == "lm" and data.val is not None
     start_epoch, step, best, best_val, best_epoch, bad, initial_val = 0, 0, None, None, None, 0, None
+    best_key: tuple | None = None  # (grounding score, -val loss) when selecting by grounding
     if resume is not None:
         weights, best, opt_state = load_state(ctx.state_dir)
         model.load_trainable_state_dict(weights)
@@ -200,6 +212,7 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
         start_epoch, step = resume["epoch"] + 1, resume["step"]
         best_val, best_epoch, bad = resume["best_val_loss"], resume["best_epoch"], resume["bad_epochs"]
         initial_val = resume["initial_val_loss"]
+        best_key = tuple(resume["best_key"]) if resume.get("best_key") is not None else None
     else:
         initial_val = evaluate(model, phase, data, ctx.eval_batch_size, acc.autocast)
         _log(ctx, {"kind": "epoch", "phase": name, "epoch": -1, "step": 0, "train_loss": None, "val_loss": initial_val})
@@ -221,7 +234,9 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
             sync = i + 1 == group_end
             batch = collate([data.train[j] for j in idx])
             with contextlib.nullcontext() if sync else acc.no_sync(objective):
-                loss = objective(batch["inputs"].to(acc.device), batch["report"])
+                labels = batch.get("labels")
+                loss = objective(batch["inputs"].to(acc.device), batch["report"],
+                                 labels.to(acc.device) if labels is not None else None)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"phase {name}, epoch {epoch + 1}, step {step + 1}: the loss is {float(loss)}; "
                                         "lower the learning rate or check the data")
@@ -249,7 +264,16 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
             bar.close()
         train_loss = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
         val = evaluate(model, phase, data, ctx.eval_batch_size, acc.autocast)
-        improved = val is not None and (best_val is None or val < best_val)
+        grounding = None
+        if by_grounding:
+            with acc.autocast():
+                grounding = grounding_score(model, data.val.records, data.val.source, data.inputs, ctx.eval_batch_size)
+            key = (grounding["score"] if grounding["score"] is not None else -1.0, -val if val is not None else 0.0)
+            improved = best_key is None or key > best_key
+            if improved:
+                best_key = key
+        else:
+            improved = val is not None and (best_val is None or val < best_val)
         if improved:
             best_val, best_epoch, bad = val, epoch, 0
             best = {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}
@@ -257,15 +281,18 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
             bad += 1
         stopped = phase.patience is not None and val is not None and bad >= phase.patience
         _log(ctx, *step_rows, {"kind": "epoch", "phase": name, "epoch": epoch, "step": step, "train_loss": train_loss,
-                               "val_loss": val, "best_val_loss": best_val, "seconds": round(time.time() - t0, 3)})
+                               "val_loss": val, "best_val_loss": best_val, "val_grounding": grounding,
+                               "seconds": round(time.time() - t0, 3)})
         if ctx.progress and ctx.main:
             from tqdm.auto import tqdm
 
             tqdm.write(f"phase {name} epoch {epoch + 1}/{phase.epochs}: train loss {_fmt(train_loss)}, "
-                       f"val loss {_fmt(val)} (best {_fmt(best_val)}), {time.time() - t0:.1f} s"
-                       + (", early stop" if stopped else ""))
+                       f"val loss {_fmt(val)} (best {_fmt(best_val)})"
+                       + (f", val grounding {_fmt(grounding['score'])}" if grounding else "")
+                       + f", {time.time() - t0:.1f} s" + (", early stop" if stopped else ""))
         info = {"phase": name, "epoch": epoch, "step": step, "best_val_loss": best_val, "best_epoch": best_epoch,
-                "bad_epochs": bad, "initial_val_loss": initial_val, "stopped": stopped, "train_loss": train_loss}
+                "bad_epochs": bad, "initial_val_loss": initial_val, "stopped": stopped, "train_loss": train_loss,
+                "best_key": list(best_key) if best_key is not None else None}
         if ctx.main:
             save_state(ctx.state_dir, info, model.trainable_state_dict(), best, optimizer)
         acc.wait_for_everyone()
@@ -286,6 +313,7 @@ def run_phase(ctx: LoopContext, name: str, phase: PhaseConfig, model: nn.Module,
         name=name, best_val_loss=best_val, best_epoch=best_epoch, initial_val_loss=initial_val,
         epochs_run=done_epochs, steps=step, stopped_early=stopped and done_epochs < phase.epochs,
         final_train_loss=train_loss, trainable_parameters=sum(p.numel() for p in params), rank_digests=digests,
+        best_grounding=best_key[0] if best_key is not None and best_key[0] >= 0 else None,
     )
 
 

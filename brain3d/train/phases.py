@@ -1,6 +1,7 @@
 """The three training phases, described as data: which parameter groups train, on which inputs, with which loss.
 
-Group names are those of `Brain3D.param_groups()`: stem, depth_pos, compressor, projector, gate, lora.
+Group names are those of `Brain3D.param_groups()` (`model.brain3d.GROUPS`): stem, depth_pos, compressor, projector,
+gate, lora, findings_head, regions.
 Hyper-parameters default to FACTS.md (paper / reference code); a run config overrides any of them.
 """
 
@@ -12,9 +13,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brain3d.errors import ConfigError
+from brain3d.model.brain3d import GROUPS
 
 PHASE_ORDER = ("1", "2a", "2b")
-GROUPS = ("stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head")
 
 
 class PhaseConfig(BaseModel):
@@ -22,7 +23,9 @@ class PhaseConfig(BaseModel):
 
     objective 'contrastive': symmetric InfoNCE of volume vs report embeddings (phase 1);
     findings_weight > 0 adds a binary cross-entropy of the model's findings head against the structured findings
-    read from each report (side, lobes, findings, abnormal; `train.findings`), a target that tells left from right.
+    read from each report (side, lobes, findings, abnormal; `train.findings`), a target that tells left from right;
+    region_weight > 0 adds the segmentation loss of the model's region read-out (model/regions.py) against the
+    subjects' lesion masks (volumes input only: the masks travel with the scans).
     'lm': masked next-token loss on report tokens (phases 2A/2B); keyword_weight > 1 counts the tokens of
     clinical keywords (side, lobes, findings, normal; see keywords.py) that many times (1 = the paper's loss).
     inputs 'volumes': the encoder runs every step (it trains); 'features': frozen-encoder features read
@@ -50,6 +53,9 @@ class PhaseConfig(BaseModel):
     bank: bool = True  # contrastive only: contrast each volume against every cached report embedding
     keyword_weight: float = Field(1.0, ge=1.0)  # lm only: weight of clinical-keyword tokens in the loss
     findings_weight: float = Field(0.0, ge=0.0)  # contrastive only: weight of the findings-head loss (0 = off)
+    region_weight: float = Field(0.0, ge=0.0)  # volumes only: weight of the region read-out's mask loss (0 = off)
+    select: Literal["loss", "grounding"] = "loss"  # lm only: best state / early stopping by validation loss, or by
+    # the validation grounding score (train/selection.py; the loss breaks ties)
 
     @field_validator("groups")
     @classmethod
@@ -68,7 +74,8 @@ class PhaseConfig(BaseModel):
 # FACTS.md: phase 1 lr 5e-4 with stem x0.2 and gate x2; 2A lr 2e-4, accumulation 8, up to 10 epochs;
 # 2B projector 2e-4, LoRA 5e-5, up to 15 epochs; AdamW wd 0.01; patience 5.
 DEFAULT_PHASES: dict[str, dict] = {
-    "1": dict(groups=["stem", "depth_pos", "compressor", "projector", "gate", "findings_head"], objective="contrastive",
+    "1": dict(groups=["stem", "depth_pos", "compressor", "projector", "gate", "findings_head", "regions"],
+              objective="contrastive",
               inputs="volumes", epochs=10, batch_size=16, grad_accum=1, lr=5e-4,
               group_lr={"stem": 1e-4, "gate": 1e-3}),
     "2a": dict(groups=["projector", "gate", "compressor"], objective="lm", inputs="features",

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 from brain3d.data.manifest import Record
+from brain3d.vocabulary import FINDINGS
 
 
-def cv_accuracy(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> float | None:
-    """Stratified k-fold accuracy of an L2 logistic regression on standardised features; None when a class
-    has fewer members than folds."""
+def cv_accuracy(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0, scoring: str = "accuracy") -> float | None:
+    """Stratified k-fold accuracy (or another sklearn `scoring`, e.g. balanced_accuracy) of an L2 logistic regression
+    on standardised features; None when a class has fewer members than folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -29,14 +30,16 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> 
         return None
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(clf, x, y, cv=cv).mean())
+    return float(cross_val_score(clf, x, y, cv=cv, scoring=scoring).mean())
 
 
 @torch.no_grad()
 def token_probes(model, records: Sequence[Record], features: Callable[[Sequence[Record]], torch.Tensor],
                  batch_size: int = 16, folds: int = 5) -> dict:
     """Cross-validated probe accuracies on the records' compressed tokens: `side` (left vs right, one-sided
-    lesions) and `presence` (lesion vs healthy), with the class counts and the majority-class baseline.
+    lesions) and `presence` (lesion vs healthy), with the class counts and the majority-class baseline; and for each
+    finding of the lesion subjects' truth (edema, necrosis, enhancement, compression) its *balanced* accuracy (a
+    finding most lesions have would flatter plain accuracy), with its prevalence.
     `features(records)` returns their (B, N, dv) encoder features (computed or cached)."""
     was_training = model.training
     model.eval()
@@ -53,4 +56,10 @@ def token_probes(model, records: Sequence[Record], features: Callable[[Sequence[
     for name, idx, y in (("side", sided, side_y), ("presence", list(range(len(records))), presence_y)):
         out[name] = {"accuracy": cv_accuracy(x[idx], y, folds) if len(idx) else None, "n": len(idx),
                      "majority": float(max(y.mean(), 1 - y.mean())) if len(y) else None}
+    lesions = [i for i, r in enumerate(records) if not r.healthy and r.truth is not None]
+    for finding in FINDINGS:
+        idx = [i for i in lesions if finding in records[i].truth.findings]
+        y = np.array([bool(records[i].truth.findings[finding]) for i in idx], dtype=int)
+        out[finding] = {"balanced_accuracy": cv_accuracy(x[idx], y, folds, scoring="balanced_accuracy") if len(idx) else None,
+                        "n": len(idx), "prevalence": float(y.mean()) if len(y) else None}
     return out

@@ -33,6 +33,7 @@ from brain3d.train.features import TextBank, encoder_digest, feature_keys, fill_
 from brain3d.train.loop import LoopContext, PhaseData, run_phase
 from brain3d.train.phases import PHASE_ORDER, parse_phases, phase_dirname
 from brain3d.train.state import read_state_info
+from brain3d.vocabulary import FINDINGS
 
 
 class RunPaths:
@@ -199,9 +200,16 @@ class Trainer:
             source, inputs = FeatureSource(cache, keys, in_memory=config.data.in_memory), "features"
             cache_info = {"dir": str(cache.root), "entries": len(keys), "computed_here": computed,
                           "seconds": round(time.time() - t0, 2)}
+        if phase.region_weight > 0 and inputs != "volumes":
+            raise ConfigError(f"phase {name} has region_weight > 0 but reads cached features; the mask loss needs "
+                              "volumes (set its inputs to volumes)")
+        if phase.region_weight > 0 and getattr(model, "regions", None) is None:
+            raise ConfigError(f"phase {name} has region_weight > 0 but the model has no region tokens "
+                              "(set model.region_tokens=true)")
+        labels = self.volumes.labels if phase.region_weight > 0 else None
         data = PhaseData(
-            train=ReportDataset(train_recs, source, self.flip),
-            val=ReportDataset(val_recs, source, None) if val_recs else None,
+            train=ReportDataset(train_recs, source, self.flip, labels),
+            val=ReportDataset(val_recs, source, None, labels) if val_recs else None,
             inputs=inputs,
         )
         if phase.objective == "contrastive":
@@ -242,7 +250,8 @@ class Trainer:
             atomic_write_json(paths.diagnostics(name), {"phase": name, "subject": rec.id, "reference": rec.report, **diag})
             out["diagnostics"] = str(paths.diagnostics(name))
             out["ignores_image"] = diag["ignores_image"]
-            out["token_probe"] = {k: probe[k]["accuracy"] for k in ("side", "presence")}
+            out["token_probe"] = {**{k: probe[k]["accuracy"] for k in ("side", "presence")},
+                                  **{k: probe[k]["balanced_accuracy"] for k in FINDINGS}}
         rows = read_jsonl(paths.metrics) if paths.metrics.exists() else []
         out["curve"] = str(save_loss_curve(rows, name, paths.curve(name), title=f"phase {name}"))
         model.save_pretrained(paths.phase(name), extra={

@@ -150,8 +150,9 @@ def test_text_and_volume_embeddings(model, volumes):
 
 def test_param_groups_and_set_trainable(model, volumes):
     groups = model.param_groups()
-    assert set(groups) == {"stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head"}
+    assert set(groups) == {"stem", "depth_pos", "compressor", "projector", "gate", "lora", "findings_head", "regions"}
     assert groups["compressor"] == [] and groups["lora"] == [] and groups["findings_head"] == []  # no head by default
+    assert groups["regions"] == []  # no region tokens by default
     n = model.set_trainable(["stem", "depth_pos", "projector", "gate"])
     assert n == sum(p.numel() for g in ("stem", "depth_pos", "projector", "gate") for p in groups[g])
     model(REPORTS, volumes=volumes).loss.backward()
@@ -242,3 +243,33 @@ def test_token_order_keeps_the_patient_left_in_left_tokens(model, volumes):
     gd, gh, gw = model.compressor.pool_grid
     moved_tokens = ((ta - tb).abs().amax(dim=(0, 2)) > 1e-6).reshape(gd, gh, gw)
     assert moved_tokens[..., : gw // 2].all() and not moved_tokens[..., gw // 2 :].any()
+
+
+def test_region_tokens_follow_the_masks_and_round_trip(tiny_models, volumes, tmp_path):
+    """With region_tokens the LM sees K + 5 soft tokens; the mask loss trains the read-out (and the stem), a subject
+    without a mask adds nothing, and the read-out's weights are part of the checkpoint."""
+    from brain3d.anatomy.rules import UNKNOWN_LABEL
+    from brain3d.model.regions import REGION_CLASSES
+
+    torch.manual_seed(0)
+    m = Brain3D.build(tiny_config(tiny_models, compressor="mirror_pool", region_tokens=True))
+    k = m.compressor.num_tokens
+    assert m.num_vision_tokens == k + len(REGION_CLASSES)
+    feats = m.encode_volume(volumes)
+    assert m.visual_tokens(feats).shape[1] == k + len(REGION_CLASSES)
+    labels = torch.zeros(2, 16, 32, 32, dtype=torch.uint8)
+    labels[0, 4:12, 8:24, 0:12] = 1  # a necrotic block on the patient's left of subject 0
+    labels[1] = UNKNOWN_LABEL  # subject 1 has no mask
+    m.set_trainable(["regions", "stem"])
+    loss = m.region_loss(m.encode_volume(volumes), labels)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.param_groups()["regions"])
+    assert m.encoder.stem.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for p in m.param_groups()["regions"]:
+            p.add_(torch.randn_like(p) * 0.05)
+    m.save_pretrained(tmp_path / "ckpt")
+    again = Brain3D.from_pretrained(tmp_path / "ckpt").eval()
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.visual_tokens(feats), m.visual_tokens(feats))

@@ -36,9 +36,12 @@ def test_token_probes_on_planted_tokens():
         tokens = rng.normal(size=(4, 3)).astype(np.float32)  # (K, dc)
         tokens[:, 0] += {"left": 2.5, "right": -2.5, None: 0.0}[side]
         tokens[:, 1] += 0.0 if healthy else 2.5
+        necrosis = not healthy and i % 5 < 2  # 40% of lesions, independent of the side
+        tokens[:, 2] += 3.5 if necrosis else 0.0
         rows.append(tokens)
+        findings = {"necrosis": necrosis, "edema": bool(i % 7 < 3)}  # edema is not planted
         records.append(Record(id=f"s{i}", images={"flair": "x.nii.gz"}, healthy=healthy,
-                              truth=None if healthy else Truth(side=side)))
+                              truth=None if healthy else Truth(side=side, findings=findings)))
     lookup = {r.id: torch.from_numpy(t) for r, t in zip(records, rows)}
     model = _Planted().train()
     out = token_probes(model, records, lambda rs: torch.stack([lookup[r.id] for r in rs]), batch_size=7)
@@ -47,3 +50,6 @@ def test_token_probes_on_planted_tokens():
     assert out["side"]["n"] == 40 and out["side"]["accuracy"] > 0.95
     assert out["presence"]["n"] == 60 and out["presence"]["accuracy"] > 0.95
     assert out["presence"]["majority"] == 40 / 60
+    assert out["necrosis"]["n"] == 40 and out["necrosis"]["balanced_accuracy"] > 0.95
+    assert out["edema"]["balanced_accuracy"] < 0.75  # nothing planted: near chance
+    assert out["compression"] == {"balanced_accuracy": None, "n": 0, "prevalence": None}

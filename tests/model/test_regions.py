@@ -1,0 +1,55 @@
+"""Region tokens: token fractions follow the stem's windows, mirroring negates only the sided half, unknown masks
+carry no loss."""
+
+from __future__ import annotations
+
+import torch
+
+from brain3d.anatomy.rules import UNKNOWN_LABEL
+from brain3d.model.regions import REGION_CLASSES, RegionReadout, class_masks, region_loss, token_fractions
+from brain3d.orientation import flip_left_right
+
+
+def test_class_masks_follow_brats_labels():
+    labels = torch.tensor([[[[0, 1, 2, 3, 4]]]])  # (1, 1, 1, 5)
+    m = class_masks(labels)[0, :, 0, 0]  # (R, 5)
+    got = {name: m[i].tolist() for i, name in enumerate(REGION_CLASSES)}
+    assert got == {"whole": [0, 1, 1, 1, 1], "core": [0, 1, 0, 1, 1], "necrotic": [0, 1, 0, 0, 0],
+                   "edema": [0, 0, 1, 0, 0], "enhancing": [0, 0, 0, 1, 1]}
+
+
+def test_token_fractions_on_a_planted_block():
+    labels = torch.zeros(1, 8, 16, 16, dtype=torch.long)  # (B, D, H, W), stem 2 x 8 x 8 -> grid 4 x 2 x 2
+    labels[0, 2:4, 0:8, 0:4] = 1  # half of token (d=1, h=0, w=0) is necrotic core
+    frac = token_fractions(labels, (4, 2, 2), (2, 8, 8), (2, 8, 8))  # (1, N=16, R)
+    assert frac.shape == (1, 16, len(REGION_CLASSES))
+    necrotic = frac[0, :, REGION_CLASSES.index("necrotic")].reshape(4, 2, 2)
+    expected = torch.zeros(4, 2, 2)
+    expected[1, 0, 0] = 0.5
+    assert torch.allclose(necrotic, expected)
+    # W index 0 is the patient's left: the planted block is in the left column of tokens, nowhere else
+    assert necrotic[..., 1].sum() == 0
+
+
+def test_region_tokens_are_mirror_equivariant():
+    torch.manual_seed(0)
+    grid = (2, 3, 4)
+    readout = RegionReadout(8, 16).eval()
+    x = torch.randn(2, 24, 8)  # (B, N, dv) in (d, h, w) order
+    mirrored = flip_left_right(x.reshape(2, *grid, 8).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).reshape(2, 24, 8)
+    t, tm = readout(x, grid), readout(mirrored, grid)  # (B, R, 2 dv)
+    assert torch.allclose(t[..., :8], tm[..., :8], atol=1e-5)  # what the tissue looks like: unchanged
+    assert torch.allclose(t[..., 8:], -tm[..., 8:], atol=1e-5)  # which side: negated
+    assert t[..., 8:].abs().max() > 1e-3
+
+
+def test_region_loss_counts_only_known_masks():
+    logits = torch.zeros(2, 4, len(REGION_CLASSES), requires_grad=True)
+    targets = torch.ones(2, 4, len(REGION_CLASSES))
+    known = torch.tensor([True, False])
+    loss = region_loss(logits, targets, known)
+    loss.backward()
+    assert logits.grad[1].abs().sum() == 0 and logits.grad[0].abs().sum() > 0
+    none = region_loss(logits, targets, torch.tensor([False, False]))
+    assert float(none.detach()) == 0.0 and none.requires_grad
+    assert UNKNOWN_LABEL > 4
