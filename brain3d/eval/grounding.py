@@ -206,7 +206,7 @@ def run_grounding(profile, vision_model: str | Path, language_model: str | Path,
     torch.manual_seed(stable_int(profile.seed, "init"))
     model = Brain3D.build(profile.brain3d_config(str(vision_model), str(language_model)))
     enc = model.encoder
-    source = PlantedFeatures(cfg.plant, enc.grid, enc.dim, cfg.signal, cfg.noise, cfg.seed)
+    source = PlantedFeatures(cfg.plant, enc.grid, model.feature_dim, cfg.signal, cfg.noise, cfg.seed)
     train = planted_records(cfg.n_train, "train", cfg.healthy_share, cfg.seed)
     val = planted_records(cfg.n_val, "val", cfg.healthy_share, cfg.seed)
     test = planted_records(cfg.n_test, "test", cfg.healthy_share, cfg.seed)

@@ -38,7 +38,7 @@ from brain3d.model.compressor import build_compressor
 from brain3d.model.config import Brain3DConfig, LoraConfig
 from brain3d.model.encoder3d import Encoder3D
 from brain3d.model.projector import Projector, embedding_rms
-from brain3d.model.regions import UNKNOWN, RegionReadout, region_loss, token_fractions
+from brain3d.model.regions import UNKNOWN, RegionReadout, patch_stats, region_loss, token_fractions
 from brain3d.model.prompt import PromptLayout, build_layout, report_ids
 
 CHECKPOINT_FORMAT = "brain3d"
@@ -87,7 +87,9 @@ class Brain3D(nn.Module):
         self.compressor = build_compressor(
             config.compressor, config.num_tokens, self.encoder.dim, config.pool_grid, config.perceiver_layers
         ).to(device)
-        self.regions = RegionReadout(self.encoder.dim, self.compressor.out_dim).to(device) if config.region_tokens else None
+        self.stats_dim = 3 * config.in_channels if config.region_tokens else 0  # window statistics after the features
+        self.regions = (RegionReadout(self.encoder.dim, self.compressor.out_dim, self.stats_dim).to(device)
+                        if config.region_tokens else None)
         embedding = lm.get_input_embeddings()
         self.projector = Projector(self.compressor.out_dim, embedding.embedding_dim, config.soft_token_scale,
                                    config.feature_norm, self.num_vision_tokens).to(device)
@@ -198,9 +200,21 @@ class Brain3D(nn.Module):
         return isinstance(self.lm, PeftModel)
 
     # ----------------------------------------------------------------------------------------------- vision path
+    @property
+    def feature_dim(self) -> int:
+        """Width of `encode_volume`'s features: dv, plus 3 C window statistics with region tokens."""
+        return self.encoder.dim + self.stats_dim
+
     def encode_volume(self, volumes: torch.Tensor) -> torch.Tensor:
-        """(B, C, D, H, W) float in [0, 1] -> (B, N, dv) encoder patch features (normalisation inside)."""
-        return self.encoder(volumes)
+        """(B, C, D, H, W) float in [0, 1] -> (B, N, dv) encoder patch features (normalisation inside); with region
+        tokens (B, N, dv + 3 C): each token's stem-window mean / min / max follow its features (model/regions.py)."""
+        feats = self.encoder(volumes)  # (B, N, dv)
+        if self.regions is None:
+            return feats
+        cfg, p = self.config, self.encoder.patch_size
+        stats = patch_stats(volumes.to(feats.device, torch.float32), (cfg.kernel_depth, p, p), (cfg.depth_stride, p, p),
+                            (cfg.depth_padding, 0, 0))  # (B, N, 3 C)
+        return torch.cat([feats, stats.to(feats.dtype)], dim=-1)  # (B, N, dv + 3 C)
 
     def visual_tokens(self, features: torch.Tensor) -> torch.Tensor:
         """(B, N, dv) features -> (B, K, dlm) soft tokens: compress, project, scale to the LM's embedding scale,
@@ -209,13 +223,14 @@ class Brain3D(nn.Module):
 
     def compressed(self, features: torch.Tensor) -> torch.Tensor:
         """(B, N, dv) features -> (B, K, dc) compressed tokens as the projector's MLP reads them (standardised)."""
-        if features.dim() != 3 or features.shape[1] != self.encoder.num_tokens:
+        if features.dim() != 3 or features.shape[1] != self.encoder.num_tokens or features.shape[2] != self.feature_dim:
             raise ConfigError(
                 f"features of shape {tuple(features.shape)} do not match this model's encoder "
-                f"({self.encoder.num_tokens} tokens on grid {self.encoder.grid}); were they cached with another config?"
+                f"({self.encoder.num_tokens} tokens of width {self.feature_dim} on grid {self.encoder.grid}); were they "
+                "cached with another config?"
             )
         x = features.to(self.device, torch.float32)
-        z = self.compressor(x, self.encoder.grid)  # (B, K, dc)
+        z = self.compressor(x[..., : self.encoder.dim], self.encoder.grid)  # (B, K, dc)
         if self.regions is not None:
             z = torch.cat([z, self.regions(x, self.encoder.grid)], dim=1)  # (B, K + R, dc)
         return self.projector.standardize(z)

@@ -10,8 +10,12 @@ the class-weighted contrast of the tokens it covers against the whole scan,
 
     t_r = sum_n p_rn (x_n - mean(x)) / (sum_n p_rn + tau)            # (B, dv); -> 0 when the class is absent
 
-so its content says what that tissue looks like (a dark core is a contrast the LM can read) and its size says how
-much of it there is. With a mirror compressor (tokens 2 dv wide) the second half carries the side, the same
+so its content says what that tissue looks like and its size says how much of it there is. What a class looks like is
+read from the tokens *and* from the pixels under them: the encoder's features of a frozen ViT keep a dark core inside
+a bright lesion poorly (a probe of the pooled tokens reads necrosis at chance), so every token also carries the mean,
+minimum and maximum intensity of its own stem window per input channel (`patch_stats`: pooling that keeps extremes),
+which the read-out sees when it segments and a learned map (`mix`, starting as the identity on the features) folds
+into each class token. With a mirror compressor (tokens 2 dv wide) the second half carries the side, the same
 contrast signed +1 on the patient's left half of the grid and -1 on the right (mirroring a scan negates it, as
 mirror_pool's difference half). In the spirit of Reg2RG / MedRegion-CT / ORACLE-CT's mask-restricted pooling, but
 with the masks learned, so a FLAIR scan without a segmentation gets its region tokens too.
@@ -39,6 +43,23 @@ def class_masks(labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([whole, core, necrotic, edema, enhancing], dim=1).float()
 
 
+def patch_stats(volumes: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int],
+                padding: tuple[int, int, int] = (0, 0, 0)) -> torch.Tensor:
+    """(B, C, D, H, W) model input -> (B, N, 3 C): mean, minimum and maximum of every stem window per channel, in the
+    encoder's (d, h, w) token order (the stem's own kernel, stride and depth padding, so N matches its tokens)."""
+    mean = F.avg_pool3d(volumes, kernel, stride, padding, count_include_pad=False)
+    big = torch.finfo(volumes.dtype).max
+    high = F.max_pool3d(F.pad(volumes, _pads(padding), value=-big), kernel, stride)
+    low = -F.max_pool3d(F.pad(-volumes, _pads(padding), value=-big), kernel, stride)
+    stats = torch.cat([mean, low, high], dim=1)  # (B, 3 C, Dp, Hp, Wp)
+    return stats.flatten(2).transpose(1, 2)  # (B, N, 3 C)
+
+
+def _pads(padding: tuple[int, int, int]) -> list[int]:
+    d, h, w = padding
+    return [w, w, h, h, d, d]
+
+
 def token_fractions(labels: torch.Tensor, grid: tuple[int, int, int], kernel: tuple[int, int, int],
                     stride: tuple[int, int, int]) -> torch.Tensor:
     """(B, D, H, W) labels on the model grid -> (B, N, R) fraction of each class under every encoder token, in the
@@ -58,31 +79,36 @@ def token_fractions(labels: torch.Tensor, grid: tuple[int, int, int], kernel: tu
 class RegionReadout(nn.Module):
     """Per-token class fractions (`logits`) and one token per class (`forward`) of width `out_dim` (dv or 2 dv)."""
 
-    def __init__(self, dim: int, out_dim: int, classes: tuple[str, ...] = REGION_CLASSES, tau: float = 1.0) -> None:
+    def __init__(self, dim: int, out_dim: int, stats_dim: int, classes: tuple[str, ...] = REGION_CLASSES,
+                 tau: float = 1.0) -> None:
         super().__init__()
         if out_dim not in (dim, 2 * dim):
             raise ValueError(f"region tokens are dv or 2 dv wide, got {out_dim} for dv = {dim}")
-        self.classes, self.tau, self.out_dim = tuple(classes), float(tau), out_dim
+        self.classes, self.tau, self.out_dim, self.dim = tuple(classes), float(tau), out_dim, dim
         self.num_tokens = len(self.classes)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, len(self.classes)))
+        self.head = nn.Sequential(nn.Linear(dim + stats_dim, dim), nn.GELU(), nn.Linear(dim, len(self.classes)))
+        self.mix = nn.Linear(dim + stats_dim, dim, bias=False)  # [features, stats] contrast -> token; starts as [I, 0]
+        with torch.no_grad():
+            self.mix.weight.zero_()
+            self.mix.weight[:, :dim].copy_(torch.eye(dim))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, dv) tokens -> (B, N, R) logits of the fraction of each class under each token."""
-        return self.head(self.norm(x))
+        """(B, N, dv + S) features with their window statistics -> (B, N, R) logits of each class's fraction."""
+        return self.head(torch.cat([self.norm(x[..., : self.dim]), x[..., self.dim:]], dim=-1))
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         p = torch.sigmoid(self.logits(x))  # (B, N, R)
-        centred = x - x.mean(dim=1, keepdim=True)  # (B, N, dv)
+        centred = x - x.mean(dim=1, keepdim=True)  # (B, N, dv + S)
         norm = p.sum(dim=1).unsqueeze(-1) + self.tau  # (B, R, 1)
-        tokens = torch.einsum("bnr,bnd->brd", p, centred) / norm  # (B, R, dv)
-        if self.out_dim == x.shape[-1]:
+        tokens = self.mix(torch.einsum("bnr,bnd->brd", p, centred) / norm)  # (B, R, dv)
+        if self.out_dim == self.dim:
             return tokens
         w = grid[2]
         col = torch.arange(w, device=x.device)
         sign = torch.where(col < w // 2, 1.0, -1.0) * (col != (w - 1) / 2)  # +1 patient left, -1 right, 0 midline
         sign = sign.to(x.dtype).repeat(grid[0] * grid[1])  # (N,) in (d, h, w) order
-        sided = torch.einsum("bnr,bnd->brd", p * sign[None, :, None], centred) / norm  # (B, R, dv)
+        sided = self.mix(torch.einsum("bnr,bnd->brd", p * sign[None, :, None], centred) / norm)  # (B, R, dv)
         return torch.cat([tokens, sided], dim=-1)  # (B, R, 2 dv)
 
 

@@ -1,18 +1,18 @@
 """A validation score of *grounding*, to choose a phase's best state by what the report says, not by its wording.
 
 Validation loss is mostly wording: phase 2A's stops after 2-3 epochs while the side is still a coin toss. This score
-asks, per validation subject, whether the model prefers its true report to twins that differ only in a fact the image
-decides, by teacher-forced loss (one forward pass per twin, no generation):
+asks whether the model's teacher-forced loss prefers the right report for a scan, in pairs that differ only in a fact
+the image decides (one forward pass per scan and text, no generation):
 
-  side      a one-sided lesion's report against the same text with left and right swapped;
-  presence  a lesion's report against a normal-study report (`vocabulary.normal_report`), and a healthy subject's
-            report against a lesion report of the same validation set;
-  findings  a lesion's report against the report of another validation lesion on the same side whose findings
-            (edema, necrosis, enhancement, compression) differ — the closest text the set holds that changes the
-            findings (its lobes may differ too).
+  side      a one-sided lesion's report against the same text with left and right swapped, on its scan;
+  presence  a lesion subject and a healthy one: the two reports on their own scans against the swapped assignment;
+  findings  two lesions on the same side whose findings (edema, necrosis, enhancement, compression) differ: the two
+            reports on their own scans against the swapped assignment.
 
-The score is the mean, over the three kinds that exist, of the share of pairs won (loss of the truth lower). A model
-that ignores its image scores 0.5 on the side (the twins are equally likely a priori).
+Comparing assignments (L(a|x_a) + L(b|x_b) < L(a|x_b) + L(b|x_a)) rather than two texts on one scan cancels how
+likely each text is on its own: a normal-study template is easy to predict whatever the scan, so "true report beats
+normal report" would measure the templates, not the image. The score is the mean, over the kinds that exist, of the
+share of pairs won; a model that ignores its image scores 0.5 on the side and can win no assignment pair.
 """
 
 from __future__ import annotations
@@ -23,30 +23,27 @@ import torch
 
 from brain3d.data.dataset import swap_sides
 from brain3d.data.manifest import Record
-from brain3d.vocabulary import FINDINGS, normal_report
+from brain3d.vocabulary import FINDINGS
 
 KINDS = ("side", "presence", "findings")
 
 
-def twins(records: Sequence[Record]) -> list[tuple[int, str, str]]:
-    """(record index, kind, twin report) for every pair the score compares (deterministic in the records)."""
+def pairs_of(records: Sequence[Record]) -> list[tuple[str, int, int | None]]:
+    """(kind, i, j) for every comparison: side pairs have j None (the twin is the swapped text of record i)."""
     lesions = [i for i, r in enumerate(records) if not r.healthy and r.truth is not None]
-    out: list[tuple[int, str, str]] = []
-    for i, r in enumerate(records):
-        if r.healthy:
-            if lesions:
-                out.append((i, "presence", records[lesions[i % len(lesions)]].report))
-            continue
-        if r.truth is None:
-            continue
+    healthy = [i for i, r in enumerate(records) if r.healthy]
+    out: list[tuple[str, int, int | None]] = []
+    for n, i in enumerate(lesions):
+        r = records[i]
         if r.truth.side in ("left", "right"):
-            out.append((i, "side", swap_sides(r.report)))
-        out.append((i, "presence", normal_report(r.id)))
+            out.append(("side", i, None))
+        if healthy:
+            out.append(("presence", i, healthy[n % len(healthy)]))
         mine = {f: bool(r.truth.findings.get(f, False)) for f in FINDINGS}
-        other = next((j for j in lesions if j != i and records[j].truth.side == r.truth.side
+        other = next((j for j in lesions[n + 1:] if records[j].truth.side == r.truth.side
                       and {f: bool(records[j].truth.findings.get(f, False)) for f in FINDINGS} != mine), None)
         if other is not None:
-            out.append((i, "findings", records[other].report))
+            out.append(("findings", i, other))
     return out
 
 
@@ -63,25 +60,37 @@ def sequence_losses(model, reports: list[str], inputs: dict[str, torch.Tensor]) 
 @torch.no_grad()
 def grounding_score(model, records: Sequence[Record], source: Callable[[Record, bool], torch.Tensor], inputs: str,
                     batch_size: int = 16) -> dict:
-    """{"score", "side", "presence", "findings", "pairs"}: share of twin pairs won per kind and their mean."""
-    pairs = twins(records)
+    """{"score", "side", "presence", "findings", "pairs"}: share of pairs won per kind and their mean."""
+    pairs = pairs_of(records)
     if not pairs:
         return {"score": None, **{k: None for k in KINDS}, "pairs": 0}
+    needed: dict[tuple[int, str], None] = {}  # (scan index, text) -> loss, in first-seen order
+    for kind, i, j in pairs:
+        if j is None:
+            needed[(i, records[i].report)] = needed[(i, swap_sides(records[i].report))] = None
+        else:
+            for scan in (i, j):
+                needed[(scan, records[i].report)] = needed[(scan, records[j].report)] = None
+    keys = list(needed)
+    losses: dict[tuple[int, str], float] = {}
     was_training = model.training
     model.eval()
-    wins: dict[str, list[bool]] = {k: [] for k in KINDS}
     try:
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size]
-            x = torch.stack([source(records[i], False) for i, _, _ in chunk]).to(model.device)
-            x = torch.cat([x, x])  # (2b, ...): the true reports, then their twins
-            reports = [records[i].report for i, _, _ in chunk] + [t for _, _, t in chunk]
-            loss = sequence_losses(model, reports, {inputs: x})
-            b = len(chunk)
-            for (_, kind, _), truth, twin in zip(chunk, loss[:b].tolist(), loss[b:].tolist()):
-                wins[kind].append(truth < twin)
+        for start in range(0, len(keys), batch_size):
+            chunk = keys[start:start + batch_size]
+            x = torch.stack([source(records[i], False) for i, _ in chunk]).to(model.device)
+            values = sequence_losses(model, [t for _, t in chunk], {inputs: x})
+            losses.update(zip(chunk, values.tolist()))
     finally:
         model.train(was_training)
+    wins: dict[str, list[bool]] = {k: [] for k in KINDS}
+    for kind, i, j in pairs:
+        a = records[i].report
+        if j is None:
+            wins[kind].append(losses[(i, a)] < losses[(i, swap_sides(a))])
+        else:
+            b = records[j].report
+            wins[kind].append(losses[(i, a)] + losses[(j, b)] < losses[(j, a)] + losses[(i, b)])
     shares = {k: (sum(v) / len(v) if v else None) for k, v in wins.items()}
-    present = [s for s in shares.values() if s is not None]
+    present = [v for v in shares.values() if v is not None]
     return {"score": sum(present) / len(present), **shares, "pairs": len(pairs)}

@@ -261,9 +261,13 @@ def test_region_tokens_follow_the_masks_and_round_trip(tiny_models, volumes, tmp
     labels[0, 4:12, 8:24, 0:12] = 1  # a necrotic block on the patient's left of subject 0
     labels[1] = UNKNOWN_LABEL  # subject 1 has no mask
     m.set_trainable(["regions", "stem"])
-    loss = m.region_loss(m.encode_volume(volumes), labels)
-    loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.param_groups()["regions"])
+    f = m.encode_volume(volumes)
+    assert f.shape[-1] == m.feature_dim == m.encoder.dim + 3  # window mean / min / max follow the features
+    m.region_loss(f, labels).backward(retain_graph=True)  # the mask loss trains the read-out's head
+    head = [p for n, p in m.regions.named_parameters() if not n.startswith("mix")]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head)
+    m.visual_tokens(f).float().pow(2).mean().backward()  # the LM side trains how a class becomes a token
+    assert m.regions.mix.weight.grad.abs().sum() > 0
     assert m.encoder.stem.weight.grad.abs().sum() > 0
     with torch.no_grad():
         for p in m.param_groups()["regions"]:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 
 from brain3d.anatomy.rules import UNKNOWN_LABEL
-from brain3d.model.regions import REGION_CLASSES, RegionReadout, class_masks, region_loss, token_fractions
+from brain3d.model.regions import (
+    REGION_CLASSES,
+    RegionReadout,
+    class_masks,
+    patch_stats,
+    region_loss,
+    token_fractions,
+)
 from brain3d.orientation import flip_left_right
 
 
@@ -34,9 +41,11 @@ def test_token_fractions_on_a_planted_block():
 def test_region_tokens_are_mirror_equivariant():
     torch.manual_seed(0)
     grid = (2, 3, 4)
-    readout = RegionReadout(8, 16).eval()
-    x = torch.randn(2, 24, 8)  # (B, N, dv) in (d, h, w) order
-    mirrored = flip_left_right(x.reshape(2, *grid, 8).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).reshape(2, 24, 8)
+    readout = RegionReadout(8, 16, stats_dim=3).eval()
+    with torch.no_grad():
+        readout.mix.weight.add_(0.1 * torch.randn_like(readout.mix.weight))  # the statistics count too
+    x = torch.randn(2, 24, 11)  # (B, N, dv + S) in (d, h, w) order
+    mirrored = flip_left_right(x.reshape(2, *grid, 11).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).reshape(2, 24, 11)
     t, tm = readout(x, grid), readout(mirrored, grid)  # (B, R, 2 dv)
     assert torch.allclose(t[..., :8], tm[..., :8], atol=1e-5)  # what the tissue looks like: unchanged
     assert torch.allclose(t[..., 8:], -tm[..., 8:], atol=1e-5)  # which side: negated
@@ -53,3 +62,16 @@ def test_region_loss_counts_only_known_masks():
     none = region_loss(logits, targets, torch.tensor([False, False]))
     assert float(none.detach()) == 0.0 and none.requires_grad
     assert UNKNOWN_LABEL > 4
+
+
+def test_patch_stats_read_each_stem_window():
+    vol = torch.full((1, 1, 4, 16, 16), 0.5)  # (B, C, D, H, W); stem 2 x 8 x 8 -> grid 2 x 2 x 2
+    vol[0, 0, 2, 9, 1] = 0.1  # one dark voxel in window (d=1, h=1, w=0): the patient's left
+    vol[0, 0, 0, 0, 15] = 0.9  # one bright voxel in window (0, 0, 1)
+    stats = patch_stats(vol, (2, 8, 8), (2, 8, 8))  # (1, N=8, 3)
+    mean, low, high = stats[0].T.reshape(3, 2, 2, 2)
+    assert low[1, 1, 0] == 0.1 and (low.flatten() == 0.5).sum() == 7
+    assert high[0, 0, 1] == 0.9 and (high.flatten() == 0.5).sum() == 7
+    assert torch.isclose(mean[1, 1, 0], torch.tensor(0.5 - 0.4 / 128))
+    padded = patch_stats(vol, (2, 8, 8), (1, 8, 8), (1, 0, 0))  # the reference stem: depth stride 1, padding 1
+    assert padded.shape == (1, 5 * 2 * 2, 3) and padded[..., 1].min() == 0.1  # padding never reads as dark

@@ -1,4 +1,4 @@
-"""The validation grounding score: which twins are compared, and the share of pairs a model wins."""
+"""The validation grounding score: which pairs are compared, and the share of pairs a model wins."""
 
 from __future__ import annotations
 
@@ -19,30 +19,46 @@ def _records() -> list[Record]:
     ]
 
 
-def test_twins_cover_side_presence_and_findings():
+def test_pairs_cover_side_presence_and_findings():
+    assert selection.pairs_of(_records()) == [
+        ("side", 0, None), ("presence", 0, 3), ("findings", 0, 1),
+        ("side", 1, None), ("presence", 1, 3),
+        ("presence", 2, 3),
+    ]
+
+
+class _Model(torch.nn.Module):
+    device = torch.device("cpu")
+
+
+def _scan(rec: Record, mirrored: bool) -> torch.Tensor:
+    return torch.full((2, 3), float(ord(rec.id)))  # the scan names its subject
+
+
+def _reading(monkeypatch, recs, reads_image: bool):
+    """Loss 0 for the subject's own report on its scan when the model reads the image, else a loss that depends on the
+    text alone (short texts and normal templates are easy)."""
+    own = {float(ord(r.id)): r.report for r in recs}
+
+    def losses(model, reports, inputs):
+        ids = inputs["features"][:, 0, 0].tolist()
+        if reads_image:
+            return torch.tensor([0.0 if own[i] == t else 1.0 for i, t in zip(ids, reports)])
+        return torch.tensor([len(t.replace("Right", "Left")) / 10.0 for t in reports])
+
+    monkeypatch.setattr(selection, "sequence_losses", losses)
+
+
+def test_a_model_that_reads_the_image_wins_every_pair(monkeypatch):
     recs = _records()
-    pairs = selection.twins(recs)
-    kinds = {(recs[i].id, k) for i, k, _ in pairs}
-    assert kinds == {("a", "side"), ("a", "presence"), ("a", "findings"), ("b", "side"), ("b", "presence"),
-                     ("b", "findings"), ("c", "presence"), ("h", "presence")}
-    twin = {(recs[i].id, k): t for i, k, t in pairs}
-    assert twin[("a", "side")] == "Right frontal lesion with necrosis."
-    assert twin[("a", "findings")] == recs[1].report  # same side, other findings
-    assert "lesion" in twin[("h", "presence")].lower()  # a healthy subject meets a lesion report
+    _reading(monkeypatch, recs, reads_image=True)
+    out = selection.grounding_score(_Model(), recs, _scan, "features", batch_size=3)
+    assert out == {"score": 1.0, "side": 1.0, "presence": 1.0, "findings": 1.0, "pairs": 6}
 
 
-def test_grounding_score_counts_pairs_won(monkeypatch):
+def test_text_priors_alone_win_no_assignment_pair(monkeypatch):
     recs = _records()
-    # the batch holds the true reports, then their twins: a "model" with the lower loss on the first half wins all
-    half = lambda reports, first: torch.tensor([first] * (len(reports) // 2) + [1 - first] * (len(reports) // 2))  # noqa: E731
-    monkeypatch.setattr(selection, "sequence_losses", lambda model, reports, inputs: half(reports, 0.0))
-
-    class Model(torch.nn.Module):
-        device = torch.device("cpu")
-
-    source = lambda rec, mirrored: torch.zeros(2, 3)  # noqa: E731
-    out = selection.grounding_score(Model(), recs, source, "features", batch_size=3)
-    assert out == {"score": 1.0, "side": 1.0, "presence": 1.0, "findings": 1.0, "pairs": 8}
-    # and a model that always prefers the twin loses every pair
-    monkeypatch.setattr(selection, "sequence_losses", lambda model, reports, inputs: half(reports, 1.0))
-    assert selection.grounding_score(Model(), recs, source, "features")["score"] == 0.0
+    _reading(monkeypatch, recs, reads_image=False)
+    out = selection.grounding_score(_Model(), recs, _scan, "features")
+    assert out["presence"] == 0.0 and out["findings"] == 0.0  # an easy normal template wins nothing here
+    assert out["side"] == 0.0  # "Left" and "Right" are as long: a tie is not a win
