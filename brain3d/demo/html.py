@@ -55,7 +55,11 @@ def write_index(out: Path, summary: dict) -> Path:
     if metrics.get("bertscore_model"):
         parts.append(f"<p class='small'>BERTScore model: {html.escape(str(metrics['bertscore_model']))}</p>")
 
-    parts.append("<h2>Ablation over training phases (same subjects)</h2>")
+    parts.append(_findings_section(metrics))
+
+    parts.append("<h2>Ablation over training phases (same subjects)</h2>"
+                 f"<p class='small'>The first {ablation.get('n_subjects')} subjects of the test split "
+                 f"(of {metrics['n']}), every phase on the same ones.</p>")
     rows = {p["label"]: p["metrics"] for p in ablation["phases"].values()}
     parts.append(_html_table(rows, PAPER_COLUMNS, cell))
     parts.append(_html_table(rows, tuple(c for c in ALL_COLUMNS if c[0] in (
@@ -92,6 +96,28 @@ def write_index(out: Path, summary: dict) -> Path:
 TRUTH_KEYS = ("lat_f1_truth", "lobe_f1_truth", "path_f1_ext", "healthy_specificity")
 
 
+def _findings_section(metrics: dict) -> str:
+    """Per finding, over the test lesions whose truth names it: prevalence, accuracy and balanced accuracy with CIs.
+    Plain accuracy flatters a finding most lesions have; balanced accuracy is 0.5 for any constant answer."""
+    rows = metrics.get("findings") or {}
+    if not rows:
+        return ""
+
+    def ci(e: dict) -> str:
+        return "n/a" if e.get("mean") is None or e["mean"] != e["mean"] else f"{e['mean']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
+
+    body = "".join(
+        f"<tr><td>{html.escape(f)}</td><td>{d['n']}</td><td>{d['prevalence']:.2f}</td><td>{ci(d['accuracy'])}</td>"
+        f"<td>{ci(d['sensitivity'])}</td><td>{ci(d['specificity'])}</td><td><b>{ci(d['balanced_accuracy'])}</b></td></tr>"
+        for f, d in rows.items())
+    return ("<h2>Findings read from the image</h2><p class='small'>Each finding the report asserts (negation-aware) "
+            "against the lesion's true findings, over the test lesions; 95% bootstrap CIs. A writer that always says "
+            "the common answer scores the prevalence in accuracy and 0.50 in balanced accuracy (the mean of "
+            "sensitivity and specificity). Enhancement needs a post-contrast scan: a FLAIR-only model cannot see it."
+            "</p><table><tr><th>finding</th><th>n</th><th>prevalence</th><th>accuracy</th><th>sensitivity</th>"
+            "<th>specificity</th><th>balanced accuracy</th></tr>" + body + "</table>")
+
+
 def _grounding_section(out: Path) -> str:
     """Per phase: what the vision half hands over (linear probes on the compressed tokens) and whether the model
     reads its image (side named for the real, mirrored and all-zero volume of one validation subject)."""
@@ -107,7 +133,12 @@ def _grounding_section(out: Path) -> str:
             p = probe.get(name) or {}
             return "—" if p.get("accuracy") is None else f"{p['accuracy']:.2f} (base {p['majority']:.2f}, n {p['n']})"
 
+        def balanced(name: str) -> str:
+            p = probe.get(name) or {}
+            return "—" if p.get("balanced_accuracy") is None else f"{p['balanced_accuracy']:.2f}"
+
         rows.append(f"<tr><td>{html.escape(f.stem)}</td><td>{acc('side')}</td><td>{acc('presence')}</td>"
+                    + "".join(f"<td>{balanced(k)}</td>" for k in ("edema", "necrosis", "enhancement", "compression"))
                     + "".join(f"<td>{html.escape(str(sides.get(v)))}</td>" for v in ("real", "mirrored", "zero", "shuffled"))
                     + "</tr>")
     subject = html.escape(str(json.loads(files[-1].read_text(encoding="utf-8")).get("subject")))
@@ -115,8 +146,10 @@ def _grounding_section(out: Path) -> str:
             "side (one-sided lesions) and presence on the compressed tokens of the train and validation subjects, "
             f"after each phase; then the side the model names for validation subject {subject}, its left-right "
             "mirror, an all-zero volume and a voxel-shuffled one (a model that reads its image names opposite sides "
-            "for the first two and none for the zero volume).</p><table><tr><th>phase</th><th>probe: side</th>"
-            "<th>probe: presence</th><th>real</th><th>mirrored</th><th>zero</th><th>shuffled</th></tr>"
+            "for the first two and none for the zero volume). Findings: balanced accuracy of the same probes over "
+            "the lesion subjects.</p><table><tr><th>phase</th><th>probe: side</th><th>probe: presence</th>"
+            "<th>edema</th><th>necrosis</th><th>enhancement</th><th>compression</th>"
+            "<th>real</th><th>mirrored</th><th>zero</th><th>shuffled</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -159,7 +192,11 @@ def _baseline_section(c: dict) -> str:
 
 def _headline_table(h: dict) -> str:
     labels = {"lat_f1_truth": "Laterality F1 vs truth", "mirror_flip_rate": "Mirror test (flip rate)",
-              "path_f1_ext": "Pathology F1 (extended)", "healthy_specificity": "Healthy specificity"}
+              "healthy_specificity": "Healthy specificity", "side_acc_truth": "Side accuracy vs truth",
+              "bilateral_named": "Bilateral lesions named bilateral", "edema_balanced": "Edema, balanced accuracy",
+              "necrosis_balanced": "Necrosis, balanced accuracy",
+              "compression_balanced": "Ventricular compression, balanced accuracy",
+              "path_f1_ext": "Pathology F1 (extended)"}
     rows = ["<table><tr><th>measure</th><th>mean [95% CI]</th><th>n</th><th>target</th><th></th></tr>"]
     for key, label in labels.items():
         e, t = h.get(key, {}), h["targets"][key]
