@@ -7,6 +7,10 @@ with the mirror test. Table: laterality F1 against the true side, mirror-test fl
 pathology F1 (extended scorer), healthy specificity: mean [95% CI], plus the paired difference in
 laterality F1 against `seq_pool` with the same flip setting.
 
+`--seeds 1,2,3` trains every configuration once per training seed (same cohort, same twin) and adds a table of the
+mean, minimum and maximum over seeds: one training run is one draw, and seed noise is ~.03 on these metrics.
+Training runs as the demo's does (`DemoConfig.train_processes` processes, the profile's effective batch).
+
 Resumable: OUT/configs/<name>/ holds one configuration (run/ = training, eval/ = evaluation, result.json =
 done); finished ones are skipped, an interrupted one resumes. `--reuse DIR` takes the cohort and the
 LM-warmed tiny twin of a finished demo folder (DIR/cohort/manifest.jsonl, DIR/models/{vision,language}).
@@ -46,25 +50,32 @@ DEFAULT_OUT = Path("demo_out") / "laterality"
 class Configuration:
     compressor: str
     flip: bool
+    seed: int | None = None  # training seed; None = the profile's
 
     @property
-    def name(self) -> str:
+    def family(self) -> str:
         return f"{self.compressor}-flip-{'on' if self.flip else 'off'}"
 
     @property
+    def name(self) -> str:
+        return self.family + (f"-seed{self.seed}" if self.seed is not None else "")
+
+    @property
     def overrides(self) -> list[str]:
-        return [f"model.compressor={self.compressor}", f"data.flip={'true' if self.flip else 'false'}"]
+        seed = [f"seed={self.seed}"] if self.seed is not None else []
+        return [f"model.compressor={self.compressor}", f"data.flip={'true' if self.flip else 'false'}", *seed]
 
 
-def configurations(compressors: Sequence[str] = COMPRESSORS, flips: Sequence[bool] = FLIPS) -> list[Configuration]:
-    """Every (compressor, flip) pair, the reference compressor first."""
+def configurations(compressors: Sequence[str] = COMPRESSORS, flips: Sequence[bool] = FLIPS,
+                   seeds: Sequence[int | None] = (None,)) -> list[Configuration]:
+    """Every (compressor, flip, seed), the reference compressor first."""
     unknown = [c for c in compressors if c not in COMPRESSORS]
     if unknown or not compressors:
         raise Brain3DError(f"compressor(s) {', '.join(unknown) or '(none)'} not among {', '.join(COMPRESSORS)}")
     if not flips:
         raise Brain3DError("choose at least one flip setting (on, off)")
     ordered = sorted(dict.fromkeys(compressors), key=COMPRESSORS.index)
-    return [Configuration(c, f) for c in ordered for f in dict.fromkeys(flips)]
+    return [Configuration(c, f, s) for c in ordered for f in dict.fromkeys(flips) for s in dict.fromkeys(seeds)]
 
 
 def parse_flips(text: str) -> list[bool]:
@@ -138,15 +149,26 @@ def run_configuration(conf: Configuration, folder: Path, manifest: Path, models:
         return json.loads(done.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     run_dir = folder / "run"
-    cfg = load_config("tiny", overrides=list(demo.train_overrides) + conf.overrides)  # ours last: they win
-    train(cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress, vision_model=models["vision"],
-          language_model=models["language"])
+    overrides = list(demo.train_overrides) + conf.overrides  # ours last: they win
+    cfg = load_config("tiny", overrides=overrides)
+    if demo.train_processes > 1:  # as the demo trains: several processes, the profile's effective batch
+        from brain3d.demo.pipeline import per_process_batches
+        from brain3d.train.launch import run_processes, train_argv
+
+        argv = train_argv("tiny", manifest, run_dir, resume=run_dir.exists(), vision_model=models["vision"],
+                          language_model=models["language"],
+                          overrides=overrides + per_process_batches(cfg, demo.train_processes), quiet=not progress)
+        run_processes(demo.train_processes, argv, threads=cfg.threads or 1)
+    else:
+        train(cfg, manifest, run_dir, resume=run_dir.exists(), progress=progress, vision_model=models["vision"],
+              language_model=models["language"])
     t_train = time.perf_counter() - t0
     opts = EvaluateOptions(split="test", batch_size=demo.eval_batch_size, max_new_tokens=demo.max_new_tokens,
                            mirror=True, device="cpu", progress=progress,
                            score=ScoreOptions(n_boot=demo.n_boot, nlg=NLGOptions(meteor=False, bertscore=False)))
     metrics = evaluate_checkpoint(run_dir / "phase2b", manifest, folder / "eval", opts, system=conf.name)
-    result = {"name": conf.name, "compressor": conf.compressor, "flip": conf.flip, "overrides": conf.overrides,
+    result = {"name": conf.name, "family": conf.family, "seed": conf.seed, "compressor": conf.compressor,
+              "flip": conf.flip, "overrides": conf.overrides, "findings": metrics.get("findings"),
               "metrics": table_entries(folder, metrics), "mirror": metrics["diagnostics"].get("mirror"),
               "n_test": metrics["n"], "train_seconds": round(t_train, 1),
               "eval_seconds": round(time.perf_counter() - t0 - t_train, 1)}
@@ -175,7 +197,7 @@ def paired_vs_reference(out: Path, results: dict[str, dict], metric: str = "lat_
 
     out_rows: dict[str, dict] = {}
     for name, r in results.items():
-        ref = Configuration(REFERENCE, r["flip"]).name
+        ref = Configuration(REFERENCE, r["flip"], r.get("seed")).name
         if r["compressor"] == REFERENCE or ref not in results:
             continue
         a, b = read_per_sample(out / "configs" / name / "eval"), read_per_sample(out / "configs" / ref / "eval")
@@ -188,7 +210,7 @@ def paired_vs_reference(out: Path, results: dict[str, dict], metric: str = "lat_
 # ----------------------------------------------------------------------------------------------- the study
 def run(out: str | Path = DEFAULT_OUT, compressors: Sequence[str] = COMPRESSORS, flips: Sequence[bool] = FLIPS,
         quick: bool = False, reuse: str | Path | None = None, threads: int = 1, progress: bool = True,
-        log: Callable[[str], None] = print) -> dict:
+        log: Callable[[str], None] = print, seeds: Sequence[int | None] = (None,)) -> dict:
     """Run (or resume) the selected configurations; write and return OUT/laterality.json."""
     from brain3d.demo.pipeline import DemoConfig
 
@@ -197,7 +219,7 @@ def run(out: str | Path = DEFAULT_OUT, compressors: Sequence[str] = COMPRESSORS,
     demo = DemoConfig.quick() if quick else DemoConfig()
     if quick:  # smaller still: the quick study checks the machinery, six times over
         demo = replace(demo, max_new_tokens=32, n_boot=200)
-    confs = configurations(compressors, flips)
+    confs = configurations(compressors, flips, seeds)
     check_settings(out, study_settings(demo, quick, reuse))
     manifest, models = base_data(out, demo, reuse, progress, log)
     results: dict[str, dict] = {}
@@ -210,12 +232,42 @@ def run(out: str | Path = DEFAULT_OUT, compressors: Sequence[str] = COMPRESSORS,
     study = {
         "settings": study_settings(demo, quick, reuse), "manifest": str(manifest), "reference": REFERENCE,
         "configurations": results, "paired_lat_f1_truth": paired_vs_reference(out, results, n_boot=demo.n_boot),
-        "best_lat_f1_truth": best(results),
+        "best_lat_f1_truth": best(results), "over_seeds": over_seeds(results),
     }
     atomic_write_json(out / "laterality.json", study)
     atomic_write_text(out / "laterality.md", markdown(study))
     log(f"[laterality] wrote {out / 'laterality.md'}")
     return study
+
+
+SEED_COLUMNS = ("lat_f1_truth", "mirror_flip_rate", "healthy_specificity", "side_acc_truth")
+SEED_FINDINGS = ("edema", "necrosis", "compression")
+
+
+def over_seeds(results: dict[str, dict]) -> dict[str, dict]:
+    """Per configuration family: mean, min and max over its training seeds of the headline metrics and of the
+    findings' balanced accuracy (families trained with one seed are left out)."""
+    families: dict[str, list[dict]] = {}
+    for r in results.values():
+        families.setdefault(r.get("family", r["name"]), []).append(r)
+    out: dict[str, dict] = {}
+    for fam, rs in families.items():
+        if len(rs) < 2:
+            continue
+        row: dict[str, dict] = {}
+        for key in SEED_COLUMNS:
+            vals = [r["metrics"].get(key, {}).get("mean") for r in rs]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                row[key] = {"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals), "seeds": len(vals)}
+        for f in SEED_FINDINGS:
+            vals = [((r.get("findings") or {}).get(f) or {}).get("balanced_accuracy", {}).get("mean") for r in rs]
+            vals = [v for v in vals if v is not None and v == v]
+            if vals:
+                row[f"{f}_balanced"] = {"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals),
+                                        "seeds": len(vals)}
+        out[fam] = row
+    return out
 
 
 def best(results: dict[str, dict], metric: str = "lat_f1_truth") -> list[str]:
@@ -255,6 +307,16 @@ def markdown(study: dict) -> str:
         lines += ["", "| configuration | vs | Δ Lat-F1 truth [95% CI] | p |", "|---|---|---|---|"]
         lines += [f"| {n} | {p['versus']} | {fmt(p['diff'])} [{fmt(p['lo'])}, {fmt(p['hi'])}] | {p['p']:.3f} |"
                   for n, p in paired.items()]
+    seeds = study.get("over_seeds") or {}
+    if seeds:
+        keys = [*SEED_COLUMNS, *(f"{f}_balanced" for f in SEED_FINDINGS)]
+        lines += ["", "Over training seeds (mean, min–max):", "",
+                  "| configuration | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for fam, row in seeds.items():
+            n = max((v["seeds"] for v in row.values()), default=0)
+            cells = [f"{fmt(row[k]['mean'])} ({fmt(row[k]['min'])}–{fmt(row[k]['max'])})" if k in row else "—"
+                     for k in keys]
+            lines.append(f"| {fam} | {n} | " + " | ".join(cells) + " |")
     top = study["best_lat_f1_truth"]
     lines += ["", f"Highest mean laterality F1 against truth: **{', '.join(top) or 'none'}**"
               + (" (tied)." if len(top) > 1 else ".") + " Overlapping CIs mean the difference is not established."]
@@ -271,12 +333,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="tiny cohort and budget (the demo's --quick sizes)")
     ap.add_argument("--reuse", type=Path, default=None, help="finished demo folder: reuse its cohort and models")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", default="", help="comma-separated training seeds (e.g. 1,2,3); default: the profile's")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     a = ap.parse_args(argv)
     out = a.out or default_out(a.quick)
     try:
+        seeds = [int(x) for x in a.seeds.split(",") if x.strip()] or [None]
         study = run(out, [c.strip() for c in a.compressors.split(",") if c.strip()], parse_flips(a.flip),
-                    a.quick, a.reuse, a.threads, a.progress, log=lambda s: print(s, file=sys.stderr))
+                    a.quick, a.reuse, a.threads, a.progress, log=lambda s: print(s, file=sys.stderr), seeds=seeds)
     except Brain3DError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -93,3 +93,19 @@ def test_markdown_table_has_every_column_with_ci(lat) -> None:
     assert "n = 40" in md and "**grid_pool-flip-on**." in md
     configs["seq_pool-flip-on"]["metrics"]["lat_f1_truth"]["mean"] = 0.9
     assert lat.best(configs) == ["seq_pool-flip-on", "grid_pool-flip-on"]
+
+
+def test_seeds_make_one_configuration_per_draw_and_a_table_over_them(lat):
+    confs = lat.configurations(["mirror_attn"], [True], [1, 2, 3])
+    assert [c.name for c in confs] == ["mirror_attn-flip-on-seed1", "mirror_attn-flip-on-seed2", "mirror_attn-flip-on-seed3"]
+    assert {c.family for c in confs} == {"mirror_attn-flip-on"} and "seed=2" in confs[1].overrides
+    results = {c.name: {"name": c.name, "family": c.family, "seed": c.seed,
+                        "metrics": {"lat_f1_truth": {"mean": m}},
+                        "findings": {"necrosis": {"balanced_accuracy": {"mean": 0.5 + m / 10}}}}
+               for c, m in zip(confs, (0.8, 0.9, 0.7))}
+    row = lat.over_seeds(results)["mirror_attn-flip-on"]
+    assert row["lat_f1_truth"]["mean"] == pytest.approx(0.8) and row["lat_f1_truth"]["min"] == 0.7
+    assert row["lat_f1_truth"]["max"] == 0.9 and row["lat_f1_truth"]["seeds"] == 3
+    assert row["necrosis_balanced"]["max"] == pytest.approx(0.59)
+    single = {confs[0].name: results[confs[0].name]}
+    assert lat.over_seeds(single) == {}  # one draw is no spread
