@@ -1,9 +1,9 @@
 """Score a predictions file: per-sample clinical + language metrics, bootstrap CIs, subgroups, diagnostics.
 
 A prediction row is ``{"id", "reference", "generated"}`` with optional ``"healthy"`` (bool), ``"truth"``
-(``{side, lobes, findings}`` as in the manifest), ``"generated_mirror"`` (the report for the left-right
-mirrored volume, for the mirror test) and ``"sequences"`` (the checkpoint's input channels: the ``unassessable``
-section counts reports asserting a finding those cannot show, `eval.unassessable`). `score_predictions` writes, into one folder:
+(``{side, lobes, findings}`` as in the manifest) and ``"generated_mirror"`` (the report for the left-right
+mirrored volume, for the mirror test). ``"sequences"`` (the checkpoint's input channels) lets the ``unassessable``
+section count reports asserting findings those cannot show (`eval.unassessable`). `score_predictions` writes:
 
 - ``metrics.json``  every metric as {mean, lo, hi, n} (or unavailable with the reason), per subgroup too;
 - ``metrics.md``    the paper's Table I row (mean [95% CI]), then extended / truth / screening columns,

@@ -65,11 +65,10 @@ def unassessable_lines(section: dict | None) -> list[str]:
     """The Markdown lines of the section for metrics.md (none when it is missing or unavailable)."""
     if not section or not section.get("available"):
         return []
+    inputs = "; ".join(",".join(s) for s in section["sequences"])
     if not section["unassessable"]:
-        return ["", f"Unassessable findings: none — the input ({'; '.join(','.join(s) for s in section['sequences'])}) "
-                    f"can show every finding ({section['n']} reports)."]
+        return ["", f"Unassessable findings: none, the input ({inputs}) can show every finding ({section['n']} reports)."]
     a = section["asserted"]
     per = ", ".join(f"{f} asserted {v['asserted']} / negated {v['negated']}" for f, v in section["per_finding"].items())
-    return ["", f"Unassessable findings ({', '.join(section['unassessable'])} on "
-                f"{'; '.join(','.join(s) for s in section['sequences'])}): {fmt(a['mean'])} "
+    return ["", f"Unassessable findings ({', '.join(section['unassessable'])} on {inputs}): {fmt(a['mean'])} "
                 f"[{fmt(a['lo'])}, {fmt(a['hi'])}] of {section['n']} reports assert one ({per})."]

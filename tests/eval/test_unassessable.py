@@ -43,6 +43,8 @@ def test_flair_t1ce_predictions_assert_nothing_unassessable():
     s = unassessable_section(_rows(("FLAIR", "T1Gd")), n_boot=200)
     assert s["available"] and s["unassessable"] == [] and s["sequences"] == [["flair", "t1ce"]]
     assert s["asserted"]["mean"] == 0.0 and s["per_finding"] == {}
+    assert unassessable_lines(s) == ["", "Unassessable findings: none, the input (flair,t1ce) can show every finding "
+                                         "(4 reports)."]
 
 
 def test_old_prediction_files_say_why_there_is_no_count():
