@@ -8,7 +8,7 @@ those penalties would also push down the instruction's own words.
 
 OUT_DIR layout (resumable like `brain3d evaluate`):
     baseline.json      the settings (a resumed run must match), slice indices and the prefill token counts
-    predictions.jsonl  id, reference, generated, healthy, truth: one row per subject, appended per batch;
+    predictions.jsonl  id, reference, generated, healthy, truth, sequences: one row per subject, appended per batch;
                        `brain3d score OUT_DIR/predictions.jsonl --out OUT_DIR` scores it
 """
 
@@ -185,7 +185,8 @@ def _generate(model_dir: str | Path, processor, records: Sequence[Record], out: 
             texts = generate_reports(model, processor, slices, opts.prompt, opts.max_new_tokens)
             for rec, text in zip(batch, texts):
                 append_jsonl(path, {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
-                                    "truth": rec.truth.model_dump() if rec.truth is not None else None})
+                                    "truth": rec.truth.model_dump() if rec.truth is not None else None,
+                                    "sequences": [SEQUENCE]})
             bar.advance(task, len(batch))
 
 

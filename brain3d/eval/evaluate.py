@@ -3,7 +3,7 @@
 OUT_DIR layout:
     evaluate.json      what was generated (checkpoint, manifest, split, decoding, mirror); a resumed run must match
     predictions.jsonl  one row per subject, appended as each batch finishes (an interrupted run resumes here):
-                       id, reference, generated, healthy, truth [, generated_mirror]
+                       id, reference, generated, healthy, truth, sequences [, generated_mirror]
     metrics.json, metrics.md, per_sample.csv   from `brain3d.eval.scoring.score_predictions`
 
 Volumes are read and preprocessed exactly as in training (`VolumeSource`, the checkpoint's sequences, grid and
@@ -138,6 +138,7 @@ def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: 
     todo = [r for r in records if r.id not in done]
     volumes = volumes or VolumeSource(preprocess_for(model), model.config.sequences, in_memory=False)
     device = model.device
+    sequences = list(model.config.sequences)  # what the model read: scoring counts statements it cannot support
     with Progress(disable=not opts.progress, transient=True) as bar:
         task = bar.add_task(label, total=len(records), completed=len(records) - len(todo))
         for start in range(0, len(todo), opts.batch_size):
@@ -147,12 +148,14 @@ def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: 
             texts, mirrored = generate_pair(model, x, opts.profile, opts.max_new_tokens, seed, opts.mirror)
             for rec, text, mtext in zip(batch, texts, mirrored):
                 row = {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
-                       "truth": rec.truth.model_dump() if rec.truth is not None else None}
+                       "truth": rec.truth.model_dump() if rec.truth is not None else None, "sequences": sequences}
                 if mtext is not None:
                     row["generated_mirror"] = mtext
                 append_jsonl(path, row)
                 done[rec.id] = row
             bar.advance(task, len(batch))
+    for row in done.values():  # rows of an older run (same checkpoint, evaluate.json checked) did not record them
+        row.setdefault("sequences", sequences)
     return [done[r.id] for r in records]
 
 

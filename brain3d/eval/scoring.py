@@ -2,7 +2,8 @@
 
 A prediction row is ``{"id", "reference", "generated"}`` with optional ``"healthy"`` (bool), ``"truth"``
 (``{side, lobes, findings}`` as in the manifest) and ``"generated_mirror"`` (the report for the left-right
-mirrored volume, for the mirror test). `score_predictions` writes, into one folder:
+mirrored volume, for the mirror test). ``"sequences"`` (the checkpoint's input channels) lets the ``unassessable``
+section count reports asserting findings those cannot show (`eval.unassessable`). `score_predictions` writes:
 
 - ``metrics.json``  every metric as {mean, lo, hi, n} (or unavailable with the reason), per subgroup too;
 - ``metrics.md``    the paper's Table I row (mean [95% CI]), then extended / truth / screening columns,
@@ -32,6 +33,7 @@ from brain3d.data.manifest import Truth
 from brain3d.errors import Brain3DError
 from brain3d.eval import clinical, diagnostics, nlg, stats, tables
 from brain3d.eval.findings import finding_scores
+from brain3d.eval.unassessable import unassessable_lines, unassessable_section
 from brain3d.fsutil import atomic_write_json, atomic_write_text
 from brain3d.vocabulary import FINDINGS
 
@@ -225,6 +227,7 @@ def score_predictions(rows: Sequence[dict], out_dir: str | Path | None, options:
     result["findings"] = finding_scores([p.truth.findings for p in lesions],
                                         [vocabulary.findings_of(p.generated) for p in lesions], FINDINGS,
                                         o.n_boot, o.seed, o.level)
+    result["unassessable"] = unassessable_section(rows, o.n_boot, o.seed, o.level, source)
     if any(p.generated_mirror is not None for p in preds):
         pairs = [(vocabulary.side_of(p.generated), vocabulary.side_of(p.generated_mirror))
                  for p in preds if p.generated_mirror is not None]
@@ -293,6 +296,7 @@ def metrics_markdown(result: dict) -> str:
         parts += ["", f"Mirror test: flip rate {tables.fmt(mirror['flip_rate'])} over {mirror['n_lateralised']} "
                       f"lateralised reports; same side repeated {tables.fmt(mirror['same_side_rate'])}; "
                       f"bilateral kept {tables.fmt(mirror['bilateral_kept'])} ({mirror['n_bilateral']})."]
+    parts += unassessable_lines(result.get("unassessable"))
     notes = tables.unavailable_notes(m)
     if result.get("bertscore_model"):
         notes.append(f"- BERTScore model: {result['bertscore_model']}")

@@ -14,11 +14,18 @@ and the FHIR bundle use the concepts the DICOM standard itself uses for the same
               Enhancement: SNOMED CT has no contrast-enhancement concept in the DICOM SNOMED subset that pydicom
               carries, and none could be verified elsewhere, so no SNOMED number is made up: DICOM's own CID 7169
               uses NCIt C113842 "Enhancing Lesion" for exactly this, and so does brain3d.
-- values      CID 241 "Present-Absent Only": present SCT 52101004, absent SCT 272519000.
+- values      CID 240 "Present-Absent": present SCT 52101004, absent SCT 272519000, and undetermined SCT 373068000
+              for a finding the input's sequences cannot show (`brain3d.vocabulary.assessable`: enhancement needs a
+              post-contrast T1). CID 240 is the Present-Absent set of which CID 241 "Present-Absent Only" is the
+              subset without "undetermined"; its reason rides along as a TEXT "Comment" (DCM 121106) by HAS
+              PROPERTIES. In FHIR the same finding has no value but `dataAbsentReason` "not-performed" (the
+              procedure that shows it, a post-contrast scan, was not read), with the reason as its text.
 - procedure   LOINC 24590-2 "Brain MRI" (CID 646), in the SR (procedure reported) and as DiagnosticReport.code.
 
 Present means the report asserts the finding; absent means the report negates it ("no necrosis"); a finding the
-report does not mention gets no evaluation at all, because silence is not a negative finding.
+report does not mention gets no evaluation at all, because silence is not a negative finding. A finding the input
+cannot show is undetermined whatever the report says, and always written, so a receiving system knows that the
+study (as read) cannot answer it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ FINDING_CODES: dict[str, Code] = {
 }
 PRESENT = codes.SCT.Present
 ABSENT = codes.SCT.Absent
+UNDETERMINED = codes.SCT.Undetermined
+COMMENT = codes.DCM.Comment
 LATERALITY = codes.SCT.Laterality
 FINDING_SITE = codes.SCT.FindingSite
 FINDING = codes.DCM.Finding
@@ -55,6 +64,8 @@ FHIR_SYSTEMS: dict[str, str] = {
     "NCIt": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
     "LN": "http://loinc.org",
 }
+DATA_ABSENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+NOT_PERFORMED = {"system": DATA_ABSENT_SYSTEM, "code": "not-performed", "display": "Not Performed"}
 
 
 def same(a, b) -> bool:
@@ -62,9 +73,22 @@ def same(a, b) -> bool:
     return (a.scheme_designator, a.value) == (b.scheme_designator, b.value)
 
 
-def evaluations(findings: dict[str, bool], text: str) -> dict[str, bool]:
-    """Finding -> True (asserted) or False (negated in `text`); findings the report does not mention are left out.
+def evaluations(findings: dict, text: str) -> dict[str, bool | None]:
+    """Finding -> True (asserted), False (negated in `text`) or None (not assessable on the input: always listed);
+    assessable findings the report does not mention are left out.
 
-    `findings` is the record's negation-aware extraction; the negated mentions come from the same extractor."""
+    `findings` is the record's negation-aware extraction (a `Findings` dump, where null means not assessable);
+    the negated mentions come from the same extractor."""
     negated = {m.keyword for m in mentions(text) if m.negated}
-    return {f: bool(findings.get(f)) for f in FINDINGS if findings.get(f) or f in negated}
+    out: dict[str, bool | None] = {}
+    for f in FINDINGS:
+        if f in findings and findings[f] is None:
+            out[f] = None
+        elif findings.get(f) or f in negated:
+            out[f] = bool(findings.get(f))
+    return out
+
+
+def reasons(findings: dict) -> dict[str, str]:
+    """Finding -> why it is not assessable, from a `Findings` dump's `not_assessable` list."""
+    return {n["finding"]: n["reason"] for n in findings.get("not_assessable") or []}

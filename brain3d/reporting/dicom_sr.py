@@ -7,8 +7,9 @@ Structure (IHE AI Results style), one SR per scan:
       Image Library: every source instance (so the evidence is exactly the series the model read)
       Imaging Measurements
         Measurement Group (TID 1501): finding = lesion | normal, finding sites (lobes, each with laterality),
-          qualitative evaluations edema / necrosis / enhancement / compression = present | absent,
-          algorithm identification (TID 4019)
+          qualitative evaluations edema / necrosis / enhancement / compression = present | absent, or
+            undetermined with a Comment saying why when the input's sequences cannot show the finding,
+          algorithm identification (TID 4019; its parameters name the sequences the model read)
       Findings (TID 2000-style section) > Finding: the report text
 
 The narrative lives in the same object, not in a second SR: then the structured findings and the words they were
@@ -33,10 +34,11 @@ from pydicom.filewriter import dcmwrite
 from pydicom.sr.codedict import codes as pcodes
 
 from brain3d.errors import ExportError
-from brain3d.vocabulary import LOBES
+from brain3d.vocabulary import FINDINGS, LOBES
+from brain3d.vocabulary.assessable import needs
 from brain3d.reporting import codes as C
 from brain3d.reporting.device import Device, derived_uid
-from brain3d.reporting.schema import Findings, ReportRecord
+from brain3d.reporting.schema import Findings, NotAssessable, ReportRecord
 
 SERIES_NUMBER = 9901  # far above scanner series numbers, so the AI series sorts last in a viewer
 SERIES_DESCRIPTION = "RESEARCH USE ONLY brain3d AI draft report UNVERIFIED"
@@ -104,13 +106,24 @@ def sr_findings(ds: Dataset) -> Findings:
     sites = group.finding_sites
     lobes = {lobe for lobe, code in C.LOBE_CODES.items() for s in sites if C.same(s.value, code)}
     sides = {side for side, code in C.SIDE_CODES.items() for s in sites if s.laterality and C.same(s.laterality, code)}
-    values = {}
-    for ev in group.get_qualitative_evaluations():
-        name = next((f for f, code in C.FINDING_CODES.items() if C.same(ev.name, code)), None)
-        if name is not None:
-            values[name] = C.same(ev.value, C.PRESENT)
+    values: dict[str, bool | None] = {}
+    hidden: list[NotAssessable] = []
+    for item in group[0].ContentSequence:  # the raw items: an undetermined evaluation carries its reason below it
+        if item.ValueType != "CODE":
+            continue
+        name = next((f for f, code in C.FINDING_CODES.items() if C.same(_code(item.ConceptNameCodeSequence[0]), code)),
+                    None)
+        if name is None:
+            continue
+        value = _code(item.ConceptCodeSequence[0])
+        if C.same(value, C.UNDETERMINED):
+            values[name] = None
+            hidden.append(NotAssessable(finding=name, needs=list(needs(name)), reason=_comment(item)))
+        else:
+            values[name] = C.same(value, C.PRESENT)
     return Findings(side=next(iter(sides)) if len(sides) == 1 else None, lobes=[lo for lo in LOBES if lo in lobes],
-                    pathology=group.finding_type is not None and C.same(group.finding_type, C.LESION), **values)
+                    pathology=group.finding_type is not None and C.same(group.finding_type, C.LESION), **values,
+                    not_assessable=sorted(hidden, key=lambda n: FINDINGS.index(n.finding)))
 
 
 def sr_narrative(ds: Dataset) -> str:
@@ -131,17 +144,40 @@ def _group(rec: ReportRecord, device: Device, instance_uid: str) -> hd.sr.Measur
         sites = [hd.sr.FindingSite(C.HEMISPHERE, laterality=laterality)]
     else:
         sites = [hd.sr.FindingSite(C.BRAIN)]
-    evaluations = [hd.sr.QualitativeEvaluation(C.FINDING_CODES[name], C.PRESENT if present else C.ABSENT)
-                   for name, present in C.evaluations(f.model_dump(), rec.report).items()]
+    dumped = f.model_dump()
+    why = C.reasons(dumped)
+    evaluations = [_evaluation(name, present, why.get(name))
+                   for name, present in C.evaluations(dumped, rec.report).items()]
+    parameters = [f"checkpoint sha256:{device.checkpoint_sha256}", f"decoding {rec.profile}"]
+    if rec.sequences is not None:
+        parameters.append(f"input sequences {','.join(rec.sequences)}")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=_uid("tracking", instance_uid),
                                                      identifier="lesion 1" if f.pathology else "whole brain"),
         finding_type=C.LESION if f.pathology else C.NORMAL,
         algorithm_id=hd.sr.AlgorithmIdentification(name=device.model_name, version=device.version,
-                                                    parameters=[f"checkpoint sha256:{device.checkpoint_sha256}",
-                                                                f"decoding {rec.profile}"]),
+                                                    parameters=parameters),
         finding_sites=sites, qualitative_evaluations=evaluations or None,
     )
+
+
+def _evaluation(name: str, present: bool | None, why: str | None) -> hd.sr.QualitativeEvaluation:
+    """present / absent; None (not assessable): undetermined (CID 240), with the reason as a Comment below it."""
+    if present is not None:
+        return hd.sr.QualitativeEvaluation(C.FINDING_CODES[name], C.PRESENT if present else C.ABSENT)
+    ev = hd.sr.QualitativeEvaluation(C.FINDING_CODES[name], C.UNDETERMINED)
+    ev[0].ContentSequence = hd.sr.ContentSequence([hd.sr.TextContentItem(
+        name=C.COMMENT, value=why or "not assessable on the input's sequences",
+        relationship_type=hd.sr.RelationshipTypeValues.HAS_PROPERTIES)])
+    return ev
+
+
+def _comment(item: Dataset) -> str:
+    """The Comment TEXT under a content item ('' when there is none)."""
+    for child in item.get("ContentSequence", []):
+        if child.ValueType == "TEXT" and C.same(_code(child.ConceptNameCodeSequence[0]), C.COMMENT):
+            return str(child.TextValue)
+    return ""
 
 
 def _narrative(text: str) -> hd.sr.ContainerContentItem:

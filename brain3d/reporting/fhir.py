@@ -9,7 +9,11 @@ Contents: DiagnosticReport (status preliminary, category RAD, LOINC 24590-2 "Bra
 text/plain presentedForm holding the report, `result` -> the Observations, `imagingStudy` -> the source study
 when the input is DICOM); Observations: "Finding" = lesion | normal, "Laterality" = left | right | bilateral,
 one "Finding site" per lobe, and edema / necrosis / enhancement / compression = present | absent (only those the
-report asserts or negates; codes in `brain3d.reporting.codes`); a Device for the model, identified by its
+report asserts or negates; codes in `brain3d.reporting.codes`). A finding the input's sequences cannot show (e.g.
+enhancement for a FLAIR-only model) is an Observation without a value: `dataAbsentReason` "not-performed" — the
+observation procedure that shows it (reading a post-contrast scan) was not performed — with the reason as its text
+and as a note, whether or not the report mentions it ("unknown" would claim a value exists that is merely not
+known; "asked-unknown" is for a person asked). A Device for the model, identified by its
 checkpoint-derived UID. The patient and the imaging study are referenced by identifier (logical references):
 the report must attach to the records the hospital already has and never create a patient.
 A transaction bundle can be POSTed to a FHIR server's base URL as it is.
@@ -27,10 +31,11 @@ from fhir.resources.R4B.bundle import Bundle
 from pydicom.dataset import Dataset
 
 from brain3d.errors import ExportError
-from brain3d.vocabulary import LOBES
+from brain3d.vocabulary import FINDINGS, LOBES
+from brain3d.vocabulary.assessable import needs
 from brain3d.reporting import codes as C
 from brain3d.reporting.device import Device
-from brain3d.reporting.schema import Findings, ReportRecord
+from brain3d.reporting.schema import Findings, NotAssessable, ReportRecord
 
 FHIR_VERSION = "4.3.0"  # R4B
 DICOM_UID_SYSTEM = "urn:dicom:uid"
@@ -60,7 +65,7 @@ def build_bundle(record: ReportRecord | dict, device: Device, headers: Sequence[
     study = _study(first) if first is not None else None
     device_url = _url("device", device.uid)
     observations = [_observation(code, value, device_url, study, issued, context)
-                    for code, value in _observation_values(rec)]
+                    for code, value in _observation_values(rec)]  # value: a code, or the reason it is absent
     obs_urls = [_url("observation", *seed, str(i)) for i in range(len(observations))]
     text = rec.report.strip()
     report = {
@@ -91,12 +96,20 @@ def bundle_findings(bundle: Bundle | dict | str) -> Findings:
         bundle = json.loads(bundle)
     b = bundle if isinstance(bundle, Bundle) else Bundle.model_validate(bundle)
     side, lobes, values, pathology = None, set(), {}, False
+    hidden: list[NotAssessable] = []
     for entry in b.entry or []:
         res = entry.resource
         if res.get_resource_type() != "Observation":
             continue
         code, value = _first(res.code), _first(res.valueCodeableConcept)
-        if _is(code, C.FINDING):
+        absent = _first(res.dataAbsentReason)
+        if absent is not None and (absent.system, absent.code) == (C.DATA_ABSENT_SYSTEM, C.NOT_PERFORMED["code"]):
+            name = next((f for f, c in C.FINDING_CODES.items() if _is(code, c)), None)
+            if name is not None:
+                values[name] = None
+                why = res.note[0].text if res.note else (res.dataAbsentReason.text or "")
+                hidden.append(NotAssessable(finding=name, needs=list(needs(name)), reason=why))
+        elif _is(code, C.FINDING):
             pathology = _is(value, C.LESION)
         elif _is(code, C.LATERALITY):
             side = next((s for s, c in C.SIDE_CODES.items() if _is(value, c)), None)
@@ -106,7 +119,8 @@ def bundle_findings(bundle: Bundle | dict | str) -> Findings:
             name = next((f for f, c in C.FINDING_CODES.items() if _is(code, c)), None)
             if name is not None:
                 values[name] = _is(value, C.PRESENT)
-    return Findings(side=side, lobes=[lo for lo in LOBES if lo in lobes], pathology=pathology, **values)
+    return Findings(side=side, lobes=[lo for lo in LOBES if lo in lobes], pathology=pathology, **values,
+                    not_assessable=sorted(hidden, key=lambda n: FINDINGS.index(n.finding)))
 
 
 def _observation_values(rec: ReportRecord) -> list[tuple]:
@@ -115,15 +129,24 @@ def _observation_values(rec: ReportRecord) -> list[tuple]:
     if f.side:
         out.append((C.LATERALITY, C.SIDE_CODES[f.side]))
     out += [(C.FINDING_SITE, C.LOBE_CODES[lobe]) for lobe in f.lobes]
-    out += [(C.FINDING_CODES[name], C.PRESENT if present else C.ABSENT)
-            for name, present in C.evaluations(f.model_dump(), rec.report).items()]
+    dumped = f.model_dump()
+    why = C.reasons(dumped)
+    for name, present in C.evaluations(dumped, rec.report).items():
+        if present is None:  # not assessable: no value, the reason instead
+            out.append((C.FINDING_CODES[name], why.get(name, "not assessable on the input's sequences")))
+        else:
+            out.append((C.FINDING_CODES[name], C.PRESENT if present else C.ABSENT))
     return out
 
 
 def _observation(code, value, device_url: str, study: dict | None, issued: str, context: dict) -> dict:
+    """One Observation; `value` is a code, or a string: the reason the finding has no value (not assessable)."""
+    if isinstance(value, str):
+        result = {"dataAbsentReason": {"coding": [dict(C.NOT_PERFORMED)], "text": value}, "note": [{"text": value}]}
+    else:
+        result = {"valueCodeableConcept": _concept(value)}
     obs = {"resourceType": "Observation", "status": "preliminary", "category": [_IMAGING], "code": _concept(code),
-           **context, "issued": issued, "valueCodeableConcept": _concept(value),
-           "device": {"reference": device_url}}
+           **context, "issued": issued, **result, "device": {"reference": device_url}}
     if study is not None:
         obs["derivedFrom"] = [study]
     return obs

@@ -4,36 +4,65 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
 
 from brain3d.errors import Brain3DError
-from brain3d.vocabulary import asserts_pathology, findings_of, lobes_of, side_of
+from brain3d.vocabulary import (
+    canonical_sequence,
+    extract_extended,
+    findings_of,
+    lobes_of,
+    side_of,
+    unassessable_findings,
+    unassessable_statements,
+)
+from brain3d.vocabulary.assessable import needs, reason
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
 from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from brain3d.preprocess import ModelVolume, PreprocessConfig, load_for_model
 from brain3d.reporting.inputs import ScanInput, safe_name
-from brain3d.reporting.schema import Findings, ReportRecord
+from brain3d.reporting.schema import Findings, NotAssessable, ReportRecord
 
 
 @dataclass(frozen=True)
 class ReportOptions:
+    """How to report. `sequences`: what the model reads (its checkpoint's input channels); findings those cannot
+    show are marked not assessable in each record (None: unknown, nothing is marked)."""
+
     checkpoint: str
     profile: str = "greedy"
     batch_size: int = 4
     mirror_check: bool = False
     max_new_tokens: int = 256
     seed: int = 0
+    sequences: tuple[str, ...] | None = None
 
 
-def findings(text: str) -> Findings:
-    """Structured findings of a report (negation-aware extraction shared with the evaluation)."""
-    f = findings_of(text)
-    return Findings(side=side_of(text), lobes=lobes_of(text), pathology=asserts_pathology(text), **f)
+def findings(text: str, sequences: Sequence[str] | None = None) -> Findings:
+    """Structured findings of a report (negation-aware extraction shared with the evaluation), limited to what an
+    input of `sequences` can show: the others are null and listed in `not_assessable`. `sequences=None`: unknown
+    input, every finding is read as the text states it (records before schema 2)."""
+    values: dict[str, bool | None] = dict(findings_of(text))
+    hidden = unassessable_findings(sequences) if sequences is not None else ()
+    for f in hidden:
+        values[f] = None
+    pathology = bool(extract_extended(text)["pathology"] - set(hidden))  # "enhancement" alone on FLAIR is no lesion
+    return Findings(side=side_of(text), lobes=lobes_of(text), pathology=pathology, **values,
+                    not_assessable=[NotAssessable(finding=f, needs=list(needs(f)), reason=reason(f, sequences))
+                                    for f in hidden])
+
+
+def unassessable_fields(text: str, sequences: Sequence[str] | None) -> dict[str, list[str]]:
+    """The record's `asserts_unassessable` / `negates_unassessable`: what the text says about findings the input
+    cannot show (empty when the input is unknown)."""
+    said = unassessable_statements(text, sequences) if sequences is not None else {}
+    return {"asserts_unassessable": [f for f, v in said.items() if v == "present"],
+            "negates_unassessable": [f for f, v in said.items() if v == "absent"]}
 
 
 def read_scan(scan: ScanInput, preprocess: PreprocessConfig) -> ModelVolume:
@@ -46,7 +75,10 @@ def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, pre
                      loader: Callable[[ScanInput, PreprocessConfig], ModelVolume] = read_scan) -> Iterator[ReportRecord]:
     """Yield one ReportRecord per scan; unreadable scans yield an error record and the others go on.
 
-    `loader` lets a caller that already holds the volumes in memory (the web service) skip reading them again."""
+    `loader` lets a caller that already holds the volumes in memory (the web service) skip reading them again.
+    Without `opts.sequences` the records judge what is assessable by the model's own input channels."""
+    if opts.sequences is None:
+        opts = replace(opts, sequences=tuple(model.config.sequences))
     for start in range(0, len(scans), opts.batch_size):
         batch = scans[start:start + opts.batch_size]
         loaded, tensors, records = [], [], []
@@ -81,9 +113,11 @@ def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, pre
 
 def _record(scan: ScanInput, opts: ReportOptions, report: str = "", orientation: str | None = None,
             seconds: float = 0.0, error: str | None = None) -> ReportRecord:
+    seqs = [canonical_sequence(s) for s in opts.sequences] if opts.sequences is not None else None
+    said = unassessable_fields(report, seqs) if error is None else {}
     return ReportRecord(
-        id=scan.id, input=list(scan.paths), orientation=orientation, checkpoint=opts.checkpoint,
-        profile=opts.profile, report=report, findings=findings(report) if error is None else None,
+        id=scan.id, input=list(scan.paths), orientation=orientation, checkpoint=opts.checkpoint, sequences=seqs,
+        profile=opts.profile, report=report, findings=findings(report, seqs) if error is None else None, **said,
         reference=scan.reference, seconds=round(seconds, 4), error=error,
     )
 

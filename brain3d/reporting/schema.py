@@ -6,19 +6,34 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: findings may be null (not assessable on the input's sequences); sequences, not_assessable
+
+FindingName = Literal["edema", "necrosis", "enhancement", "compression"]
+_TRI_STATE = ("true: the report asserts it; false: it does not (negated or not mentioned); null: not assessable "
+              "on the sequences the model read, whatever the report says (see not_assessable).")
+
+
+class NotAssessable(BaseModel):
+    """A finding the input cannot show (`brain3d.vocabulary.assessable`): the record states no value for it."""
+
+    finding: FindingName
+    needs: list[str] = Field(description="Sequences any one of which would make it assessable (canonical names).")
+    reason: str = Field(description="One sentence for a reader, naming what the model read.")
 
 
 class Findings(BaseModel):
-    """What the generated report asserts, read by the evaluation's negation-aware extractor."""
+    """What the generated report asserts, read by the evaluation's negation-aware extractor, limited to what the
+    input can show: a finding whose sequence was not given is null and listed in `not_assessable`."""
 
     side: Literal["left", "right", "bilateral"] | None = Field(None, description="Lesion side stated in the report.")
     lobes: list[str] = Field(default_factory=list, description="Lobes named (frontal/parietal/temporal/occipital).")
-    edema: bool = False
-    necrosis: bool = False
-    enhancement: bool = False
-    compression: bool = False
-    pathology: bool = Field(False, description="Whether the report asserts any pathology at all.")
+    edema: bool | None = Field(False, description=_TRI_STATE)
+    necrosis: bool | None = Field(False, description=_TRI_STATE)
+    enhancement: bool | None = Field(False, description=_TRI_STATE)
+    compression: bool | None = Field(False, description=_TRI_STATE)
+    pathology: bool = Field(False, description="Whether the report asserts any pathology the input can show.")
+    not_assessable: list[NotAssessable] = Field(
+        default_factory=list, description="Findings the input's sequences cannot show (each null above), with why.")
 
 
 class SupportingRegion(BaseModel):
@@ -60,9 +75,19 @@ class ReportRecord(BaseModel):
     input: list[str] = Field(description="Sequence files or DICOM folder, in the checkpoint's sequence order.")
     orientation: str | None = Field(None, description="Axis codes stored in the input header, e.g. LPS.")
     checkpoint: str
+    sequences: list[str] | None = Field(
+        None, description="MRI sequences the model read (the checkpoint's input channels, canonical names, e.g. "
+                          "['flair']); null in records written before schema 2.")
     profile: Literal["greedy", "paper"]
-    report: str = ""
+    report: str = Field("", description="The report text exactly as the model wrote it (never edited).")
     findings: Findings | None = None
+    asserts_unassessable: list[FindingName] = Field(
+        default_factory=list, description="Findings the report text asserts as present although the input cannot "
+                                          "show them (e.g. ['enhancement'] for a FLAIR-only model): statements to "
+                                          "distrust.")
+    negates_unassessable: list[FindingName] = Field(
+        default_factory=list, description="Findings the report text states as absent although the input cannot show "
+                                          "them ('no enhancement' on FLAIR says as little as 'enhancement').")
     laterality_consistent: bool | None = Field(
         None, description="With --mirror-check: whether the side flips when the scan is mirrored left-right.")
     mirrored_report: str | None = None

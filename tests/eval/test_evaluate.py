@@ -61,8 +61,10 @@ def test_evaluate_command_generates_and_scores(run_dir, cohort, tmp_path):
     assert [r["id"] for r in rows] == manifest_ids
     assert all(r["generated"] and "generated_mirror" in r for r in rows)
     assert all(r["truth"] is not None for r in rows if not r["healthy"])
+    assert all(r["sequences"] == ["flair"] for r in rows)  # what the checkpoint read, for the unassessable count
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["n"] == N_SUBJECTS and metrics["system"] == "phase2b"
+    assert metrics["unassessable"]["n"] == N_SUBJECTS and metrics["unassessable"]["unassessable"] == ["enhancement"]
     assert "mirror" in metrics["diagnostics"]
     assert "| phase2b |" in (out / "metrics.md").read_text(encoding="utf-8")
     info = json.loads((out / "evaluate.json").read_text(encoding="utf-8"))
@@ -97,6 +99,12 @@ def test_evaluate_resumes_after_an_interruption(run_dir, cohort, tmp_path):
     assert model.generated == 2
     assert pred.read_text(encoding="utf-8").splitlines() == lines  # greedy decoding: the same reports, the same order
     assert again["metrics"]["bleu1"] == first["metrics"]["bleu1"]
+    # rows of a run made before sequences were recorded: the same checkpoint read them, so they are filled in
+    pred.write_text("".join(json.dumps({k: v for k, v in json.loads(x).items() if k != "sequences"}) + "\n"
+                            for x in lines))
+    model.generated = 0
+    old = evaluate_checkpoint(ckpt, cohort, tmp_path, _opts(), model=model)
+    assert model.generated == 0 and old["unassessable"]["n"] == N_SUBJECTS
     with pytest.raises(Brain3DError, match="profile"):
         evaluate_checkpoint(ckpt, cohort, tmp_path, _opts(profile="paper"), model=model)
 

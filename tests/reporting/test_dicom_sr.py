@@ -25,6 +25,7 @@ from brain3d.reporting.fhir import bundle_findings
 from brain3d.reporting.runner import findings
 from brain3d.reporting.schema import ReportRecord
 from tests.reporting.dicom_series import PATIENT, STUDY_UID, write_mr_series
+from tests.reporting.stub_model import FLAIR_ONLY, FLAIR_T1CE, TEXTBRATS_STYLE, record_for
 from tests.volumes import ras_grid, reoriented, save_nifti
 
 ORIENTATIONS = ("LPS", "PIR", "LIP")  # axial, sagittal, coronal (slice axis = row × column, as DICOM sorts)
@@ -201,3 +202,50 @@ def test_sr_file_reads_back_with_highdicom(tmp_path, series):
 
 def _code(item):
     return hd.sr.CodedConcept(item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning)
+
+
+# ---------------------------------------------------------------- only what the input can show
+def _evaluations(ds) -> dict[str, tuple[str, list[str]]]:
+    """finding -> (value code, texts of the items below its evaluation) from the SR's raw measurement group."""
+    out = {}
+    for item in _group(ds)[0].ContentSequence:
+        if item.ValueType != "CODE":
+            continue
+        name = next((f for f, c in C.FINDING_CODES.items() if C.same(_code(item.ConceptNameCodeSequence[0]), c)), None)
+        if name is not None:
+            out[name] = (item.ConceptCodeSequence[0].CodeValue,
+                         [str(c.TextValue) for c in item.get("ContentSequence", []) if c.ValueType == "TEXT"])
+    return out
+
+
+@pytest.mark.parametrize("text", [TEXTBRATS_STYLE, "Right parietal lesion with edema.", "No lesion, no enhancement."])
+def test_flair_only_sr_writes_enhancement_as_undetermined_and_reads_it_back(series, text):
+    folder, uids = series["LPS"]
+    rec = record_for(FLAIR_ONLY, text, path=str(folder))
+    ds = _sr(rec, read_source_headers([folder], uids[0].rsplit(".", 1)[0]))
+    value, notes = _evaluations(ds)["enhancement"]  # written whether or not the report mentions it
+    assert value == C.UNDETERMINED.value == "373068000"
+    assert notes == [rec.findings.not_assessable[0].reason]
+    assert all(v != C.UNDETERMINED.value for f, (v, _) in _evaluations(ds).items() if f != "enhancement")
+    back = sr_findings(ds)
+    assert back == rec.findings and back.enhancement is None
+    assert sr_narrative(ds) == text  # the text as the model wrote it
+    texts = [str(e.value) for e in ds.iterall() if e.keyword == "TextValue"]
+    assert "input sequences flair" in texts  # an algorithm parameter (TID 4019): what the model read
+
+
+def test_flair_t1ce_sr_writes_enhancement_present(series):
+    folder, uids = series["LPS"]
+    rec = record_for(FLAIR_T1CE, TEXTBRATS_STYLE, path=str(folder))
+    ds = _sr(rec, read_source_headers([folder], uids[0].rsplit(".", 1)[0]))
+    assert _evaluations(ds) == {"edema": (C.PRESENT.value, []), "necrosis": (C.ABSENT.value, []),
+                                "enhancement": (C.PRESENT.value, [])}
+    assert sr_findings(ds) == rec.findings and rec.findings.enhancement is True
+
+
+def test_undetermined_is_the_present_absent_context_groups_third_value():
+    from pydicom.sr.codedict import codes
+
+    cid240 = codes.cid240  # CID 240 "Present-Absent"
+    assert {cid240.Present.value, cid240.Absent.value, cid240.Undetermined.value} == {
+        C.PRESENT.value, C.ABSENT.value, C.UNDETERMINED.value}

@@ -17,6 +17,7 @@ from brain3d.reporting.fhir import DICOM_UID_SYSTEM, bundle_findings
 from brain3d.reporting.runner import findings
 from brain3d.reporting.schema import ReportRecord
 from tests.reporting.dicom_series import STUDY_UID, write_mr_series
+from tests.reporting.stub_model import FLAIR_ONLY, FLAIR_T1CE, TEXTBRATS_STYLE, record_for
 from tests.volumes import ras_grid
 
 DEVICE = Device(uid="2.25.987654321", name="brain3d test", version="0.1.0", checkpoint_sha256="cd" * 32)
@@ -101,3 +102,35 @@ def test_nifti_input_has_no_patient_or_study_and_output_is_deterministic():
     [report] = _resources(bundle, "DiagnosticReport")
     assert "imagingStudy" not in report and "subject" not in report
     assert render(rec, "fhir", DEVICE, None, created=WHEN) == render(rec, "fhir", DEVICE, None, created=WHEN)
+
+
+# ---------------------------------------------------------------- only what the input can show
+def _finding_observation(bundle: dict, finding: str) -> dict:
+    [obs] = [o for o in _resources(bundle, "Observation")
+             if o["code"]["coding"][0]["code"] == C.FINDING_CODES[finding].value]
+    return obs
+
+
+@pytest.mark.parametrize("text", [TEXTBRATS_STYLE, "Right parietal lesion with edema.", "No lesion, no enhancement."])
+def test_flair_only_bundle_gives_enhancement_no_value_but_a_reason(text):
+    rec = record_for(FLAIR_ONLY, text)
+    bundle = _bundle(rec)  # validates against the R4B models
+    obs = _finding_observation(bundle, "enhancement")  # present whether or not the report mentions it
+    assert not any(k.startswith("value") for k in obs)  # obs-6, which fhir.resources does not check
+    reason = rec.findings.not_assessable[0].reason
+    assert obs["dataAbsentReason"] == {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                                   "code": "not-performed", "display": "Not Performed"}],
+                                       "text": reason}
+    assert obs["note"] == [{"text": reason}]
+    back = bundle_findings(bundle)
+    assert back == rec.findings and back.enhancement is None
+    [report] = _resources(bundle, "DiagnosticReport")
+    assert report["conclusion"] == text  # the text as the model wrote it
+
+
+def test_flair_t1ce_bundle_gives_enhancement_its_value():
+    rec = record_for(FLAIR_T1CE, TEXTBRATS_STYLE)
+    bundle = _bundle(rec)
+    obs = _finding_observation(bundle, "enhancement")
+    assert "dataAbsentReason" not in obs and obs["valueCodeableConcept"]["coding"][0]["code"] == C.PRESENT.value
+    assert bundle_findings(bundle) == rec.findings and rec.findings.enhancement is True

@@ -10,6 +10,7 @@ import pytest
 
 from brain3d.cli import main
 from brain3d.reporting.schema import ReportRecord
+from brain3d.vocabulary import unassessable_statements
 from tests.train.conftest import blob_volume
 from tests.volumes import reoriented, save_nifti, write_dicom_series
 
@@ -55,6 +56,10 @@ def test_nifti_dicom_and_folder_inputs(checkpoint, scans, capsys):
         rec = ReportRecord.model_validate(r)  # the documented schema
         assert rec.error is None and rec.checkpoint == str(checkpoint) and rec.profile == "greedy"
         assert rec.findings is not None and rec.seconds > 0
+        # a FLAIR-only checkpoint: enhancement is not assessable, and what the text says of it is flagged
+        assert rec.sequences == ["flair"] and rec.findings.enhancement is None
+        said = unassessable_statements(rec.report, ["flair"])
+        assert rec.asserts_unassessable == [f for f, v in said.items() if v == "present"]
     assert rows[0]["orientation"] == rows[1]["orientation"] == "RAS"  # the DICOM was written with RAS voxel axes
 
 

@@ -17,7 +17,8 @@ from brain3d.reporting import codes as C
 from brain3d.reporting.device import device_for
 from brain3d.reporting.dicom_sr import sr_findings, sr_narrative
 from brain3d.reporting.fhir import bundle_findings
-from brain3d.reporting.schema import Findings
+from brain3d.reporting.schema import Findings, NotAssessable
+from brain3d.vocabulary.assessable import reason
 from tests.reporting.dicom_series import PATIENT, STUDY_UID, write_mr_series
 from tests.train.conftest import blob_volume
 from tests.volumes import reoriented, save_nifti
@@ -83,8 +84,10 @@ def test_sr_and_fhir_next_to_each_report(checkpoint, pacs, tmp_path, capsys, mon
         Bundle.model_validate_json(raw)
         assert bundle_findings(raw) == expected
     assert len(reports) == 1  # one physical scan, three orientations, one report
-    if scripted:
-        assert expected == Findings(side="bilateral", lobes=["frontal"], edema=True, pathology=True)
+    if scripted:  # the checkpoint reads FLAIR alone: enhancement is not assessable, in the JSON, SR and FHIR alike
+        hidden = NotAssessable(finding="enhancement", needs=["t1ce"], reason=reason("enhancement", ["flair"]))
+        assert expected == Findings(side="bilateral", lobes=["frontal"], edema=True, enhancement=None,
+                                    pathology=True, not_assessable=[hidden])
 
 
 def test_nifti_input_is_refused_with_one_sentence(checkpoint, tmp_path, capsys):

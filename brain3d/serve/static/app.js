@@ -81,9 +81,13 @@ function showRecord(rec) {
   $("#report").textContent = rec.report.trim();
   const f = rec.findings || {};
   const found = ["edema", "necrosis", "enhancement", "compression"].filter((k) => f[k]);
-  $("#findings").textContent = f.pathology
+  const hidden = (f.not_assessable || []).map((n) => n.finding);
+  const unsupported = rec.asserts_unassessable || [];
+  $("#findings").textContent = (f.pathology
     ? `side: ${f.side || "not stated"} · lobes: ${(f.lobes || []).join(", ") || "none"} · ${found.join(", ") || "no further findings"}`
-    : "no pathology asserted";
+    : "no pathology asserted")
+    + (hidden.length ? ` · not assessable on ${(rec.sequences || []).join(", ")}: ${hidden.join(", ")}` : "")
+    + (unsupported.length ? ` · the text states ${unsupported.join(", ")}, which this input cannot show` : "");
   const mv = $("#mirror-verdict");
   if (rec.laterality_consistent === null || rec.laterality_consistent === undefined) {
     mv.textContent = "mirror check: not run";
