@@ -106,16 +106,26 @@ def _findings_section(metrics: dict) -> str:
     def ci(e: dict) -> str:
         return "n/a" if e.get("mean") is None or e["mean"] != e["mean"] else f"{e['mean']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
 
+    section = metrics.get("unassessable") or {}
+    hidden = set(section.get("unassessable") or []) if section.get("available") else set()
     body = "".join(
-        f"<tr><td>{html.escape(f)}</td><td>{d['n']}</td><td>{d['prevalence']:.2f}</td><td>{ci(d['accuracy'])}</td>"
+        f"<tr><td>{html.escape(f)}{' <i>(not assessable on this input)</i>' if f in hidden else ''}</td>"
+        f"<td>{d['n']}</td><td>{d['prevalence']:.2f}</td><td>{ci(d['accuracy'])}</td>"
         f"<td>{ci(d['sensitivity'])}</td><td>{ci(d['specificity'])}</td><td><b>{ci(d['balanced_accuracy'])}</b></td></tr>"
         for f, d in rows.items())
+    said = ""
+    if hidden:
+        a = section["asserted"]
+        said = (f"<p>Reports that state a finding the input cannot show ({html.escape(', '.join(sorted(hidden)))} on "
+                f"{html.escape('; '.join(','.join(x) for x in section['sequences']))}) as present: <b>{ci(a)}</b> of "
+                f"{section['n']} (the training reports were written from every sequence; the structured record marks "
+                "such a finding not assessable).</p>")
     return ("<h2>Findings read from the image</h2><p class='small'>Each finding the report asserts (negation-aware) "
             "against the lesion's true findings, over the test lesions; 95% bootstrap CIs. A writer that always says "
             "the common answer scores the prevalence in accuracy and 0.50 in balanced accuracy (the mean of "
             "sensitivity and specificity). Enhancement needs a post-contrast scan: a FLAIR-only model cannot see it."
             "</p><table><tr><th>finding</th><th>n</th><th>prevalence</th><th>accuracy</th><th>sensitivity</th>"
-            "<th>specificity</th><th>balanced accuracy</th></tr>" + body + "</table>")
+            "<th>specificity</th><th>balanced accuracy</th></tr>" + body + "</table>" + said)
 
 
 def _grounding_section(out: Path) -> str:
