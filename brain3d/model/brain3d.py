@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brain3d import quiet
+from brain3d.anatomy.rules import UNKNOWN_LABEL
 from brain3d.errors import CheckpointError, ConfigError, TrainingError
 from brain3d.fsutil import atomic_dir, atomic_write_json
 from brain3d.model import backbones
@@ -38,7 +39,7 @@ from brain3d.model.compressor import build_compressor
 from brain3d.model.config import Brain3DConfig, LoraConfig
 from brain3d.model.encoder3d import Encoder3D
 from brain3d.model.projector import Projector, embedding_rms
-from brain3d.model.regions import UNKNOWN, RegionReadout, patch_stats, region_loss, token_fractions
+from brain3d.model.regions import RegionReadout, patch_stats, region_loss, token_fractions
 from brain3d.model.prompt import PromptLayout, build_layout, report_ids
 
 CHECKPOINT_FORMAT = "brain3d"
@@ -237,15 +238,15 @@ class Brain3D(nn.Module):
 
     def region_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Segmentation loss of the region read-out: (B, N, dv) features against (B, D, H, W) model-grid BraTS
-        labels (`regions.UNKNOWN` everywhere for a subject without a mask: it does not count)."""
+        labels (`anatomy.rules.UNKNOWN_LABEL` everywhere for a subject without a mask: it does not count)."""
         if self.regions is None:
             raise ConfigError("this model has no region tokens; set region_tokens: true in the model config")
         enc = self.encoder
         stride = (self.config.depth_stride, enc.patch_size, enc.patch_size)
         kernel = (self.config.kernel_depth, enc.patch_size, enc.patch_size)
         labels = labels.to(self.device)
-        known = (labels != UNKNOWN).flatten(1).all(dim=1)  # (B,)
-        targets = token_fractions(labels.masked_fill(labels == UNKNOWN, 0), enc.grid, kernel, stride)  # (B, N, R)
+        known = (labels != UNKNOWN_LABEL).flatten(1).all(dim=1)  # (B,)
+        targets = token_fractions(labels.masked_fill(labels == UNKNOWN_LABEL, 0), enc.grid, kernel, stride)  # (B, N, R)
         logits = self.regions.logits(features.to(self.device, torch.float32))  # (B, N, R)
         return region_loss(logits, targets, known)
 

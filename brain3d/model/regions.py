@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brain3d.anatomy.rules import BRATS_EDEMA, BRATS_ENHANCING, BRATS_NECROTIC, UNKNOWN_LABEL
+from brain3d.anatomy.rules import BRATS_EDEMA, BRATS_ENHANCING, BRATS_NECROTIC
 
 REGION_CLASSES = ("whole", "core", "necrotic", "edema", "enhancing")
-UNKNOWN = UNKNOWN_LABEL  # a subject whose mask is not known: no loss for it
 
 
 def class_masks(labels: torch.Tensor) -> torch.Tensor:
