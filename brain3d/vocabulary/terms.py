@@ -27,6 +27,20 @@ not found; no negation, plurals or synonyms ("no necrosis" counts as necrosis).
   "not noted", "ruled out" — negates the keywords before it back to the previous comma or clause start
   ("the mass enhances, necrosis is not seen" negates only necrosis).
   Negated keywords of every category are dropped: "no lesion in the left hemisphere" asserts no side.
+- Read as a radiologist reads them, these look like negations but are not:
+  - A follow-up statement: "no" or "without" followed by a change word — change, changes, progression,
+    increase, growth, enlargement, extension, worsening, optionally after up to two of interval /
+    significant / appreciable / substantial / definite / further / new / measurable — says the finding is
+    still there and has not changed. "No change in the left frontal lesion." asserts left, frontal and
+    lesion; "No interval progression of the right temporal mass, no edema." asserts right, temporal and
+    mass and negates edema (the comma-separated "no" is a cue of its own). "No new lesion." stays a
+    negation: "new" alone is not a change word.
+  - A hedge that keeps a possibility open: "cannot be excluded", "can not be excluded", "could not be
+    excluded", "cannot be ruled out", "not excluded", "not ruled out", "cannot exclude", "can't exclude".
+    "Necrosis cannot be excluded." asserts necrosis: a possible finding is reported, so it is scored
+    (the hedge's own "not" opens no negation and "ruled out" closes none). Likewise "possible",
+    "probable", "likely", "suspected", "suspicious for", "may represent" and "consistent with" change
+    nothing: the keywords they qualify stay asserted. "No evidence of", "no sign(s) of" are negations.
 - Bilateral: "bilateral", "bilaterally" and "both hemispheres/sides" assert both sides, and the laterality
   set is expressed in left/right only: {"bilateral"} -> {"left", "right"}. So "left frontal and right
   parietal" matches a reference saying "bilateral", and a one-sided answer to a bilateral lesion earns
@@ -76,6 +90,17 @@ _CLAUSE_SPLIT = re.compile(r"[.;:!?\n\r]+|\b(?:but|however|although|though|where
 _WORD = re.compile(r"[a-z]+")
 _PRE_CUES = ("no", "not", "without", "nor", "neither", "absent", ("absence", "of"), ("negative", "for"),
              ("free", "of"), ("lack", "of"))
+# hedges: they keep a possibility open, so the keywords they qualify stay asserted (checked before the cues)
+_HEDGES = (("cannot", "be", "excluded"), ("can", "not", "be", "excluded"), ("could", "not", "be", "excluded"),
+           ("cannot", "be", "ruled", "out"), ("can", "not", "be", "ruled", "out"), ("could", "not", "be", "ruled", "out"),
+           ("can", "t", "be", "excluded"), ("can", "t", "be", "ruled", "out"), ("not", "be", "excluded"),
+           ("not", "excluded"), ("not", "ruled", "out"), ("cannot", "exclude"), ("can", "not", "exclude"),
+           ("can", "t", "exclude"), ("could", "not", "exclude"))
+# "no change in the left frontal lesion": a follow-up statement, the finding persists
+_CHANGE_WORDS = frozenset(("change", "changes", "progression", "increase", "growth", "enlargement", "extension",
+                           "worsening"))
+_CHANGE_MODIFIERS = frozenset(("interval", "significant", "appreciable", "substantial", "definite", "further", "new",
+                               "measurable"))
 _POST_CUES = (("is", "absent"), ("are", "absent"), ("not", "seen"), ("not", "observed"), ("not", "identified"),
               ("not", "detected"), ("not", "present"), ("not", "evident"), ("not", "visible"), ("not", "noted"),
               ("ruled", "out"))
@@ -136,6 +161,16 @@ def _continues_list(words: list[str], j: int) -> bool:
     return bool(canonical(words[j]))
 
 
+def _follow_up(words: list[str], i: int) -> int:
+    """Length of a follow-up phrase at words[i] ("no change", "without interval progression"), else 0."""
+    if words[i] not in ("no", "without"):
+        return 0
+    j = i + 1
+    while j < len(words) and j - i <= 2 and words[j] in _CHANGE_MODIFIERS:
+        j += 1
+    return j + 1 - i if j < len(words) and words[j] in _CHANGE_WORDS else 0
+
+
 def _clause_mentions(clause: str, clause_index: int) -> list[Mention]:
     # Sub-clauses split by commas bound the backward reach of trailing cues.
     words: list[str] = []
@@ -155,6 +190,10 @@ def _clause_mentions(clause: str, clause_index: int) -> list[Mention]:
     negated = [False] * len(words)
     i = 0
     while i < len(words):
+        hedge = next((n for c in _HEDGES if (n := _match_at(words, i, c))), 0) or _follow_up(words, i)
+        if hedge:  # neither negates: skip its words
+            i += hedge
+            continue
         post = next((n for c in _POST_CUES if (n := _match_at(words, i, c))), 0)
         if post:
             for j in range(i - 1, -1, -1):

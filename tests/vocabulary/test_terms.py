@@ -85,6 +85,44 @@ def test_extended_extraction(text, expected):
     assert extract(text, "extended") == expected
 
 
+# ---------------------------------------------------------------- as a radiologist reads them
+@pytest.mark.parametrize("text, expected", [
+    # a follow-up statement: the lesion is still there, unchanged
+    ("No change in the left frontal lesion.", sets(["left"], ["frontal"], ["lesion"])),
+    ("No interval change in the size of the right temporal mass.", sets(["right"], ["temporal"], ["mass"])),
+    ("No significant progression of the left parietal tumour, no edema.", sets(["left"], ["parietal"], ["tumor"])),
+    ("Without interval growth of the right occipital lesion.", sets(["right"], ["occipital"], ["lesion"])),
+    ("Unchanged left frontal lesion.", sets(["left"], ["frontal"], ["lesion"])),
+    ("No interval change.", sets()),
+    # "new" alone is not a change word: no new lesion is a negation
+    ("No new lesion in the left hemisphere.", sets()),
+    # hedges keep the possibility open: the hedged finding is reported
+    ("Necrosis cannot be excluded.", sets(path=["necrosis"])),
+    ("Necrosis can not be excluded.", sets(path=["necrosis"])),
+    ("A small left frontal lesion cannot be ruled out.", sets(["left"], ["frontal"], ["lesion"])),
+    ("Edema can't be ruled out, necrosis is not seen.", sets(path=["edema"])),
+    ("Enhancement is not excluded.", sets(path=["enhancement"])),
+    ("We cannot exclude a right temporal mass.", sets(["right"], ["temporal"], ["mass"])),
+    ("Possible necrosis in the left temporal lobe.", sets(["left"], ["temporal"], ["necrosis"])),
+    ("Probable right parietal tumor.", sets(["right"], ["parietal"], ["tumor"])),
+    ("Findings suspicious for a left occipital mass.", sets(["left"], ["occipital"], ["mass"])),
+    ("This may represent edema.", sets(path=["edema"])),
+    # ... while these are negations
+    ("No evidence of edema.", sets()),
+    ("No signs of necrosis in the right hemisphere.", sets()),
+    ("Necrosis is ruled out.", sets()),
+    ("The left frontal lesion is not seen.", sets()),
+])
+def test_negation_and_hedges_as_a_radiologist_reads_them(text, expected):
+    assert extract(text, "extended") == expected
+
+
+def test_the_parity_extractor_keeps_the_reference_bugs_for_follow_ups_and_hedges():
+    # parity counts every keyword present, negated or not: "no change" and "cannot be excluded" change nothing
+    assert extract("No change in the left frontal lesion.", "parity") == sets(["left"], ["frontal"], ["lesion"])
+    assert extract("Necrosis cannot be excluded. No edema.", "parity") == sets(path=["necrosis", "edema"])
+
+
 def test_synthetic_healthy_report_asserts_nothing_pathological():
     report = ("The brain MRI FLAIR scan shows no abnormality. No focal lesion is identified. "
               "No evidence of edema or necrosis is seen. No abnormal enhancement is present. "
@@ -102,6 +140,8 @@ def test_synthetic_healthy_report_asserts_nothing_pathological():
     ("Left frontal and right parietal lesions.", "bilateral"),
     ("No lesion in the left hemisphere.", None),
     ("Normal brain MRI.", None),
+    ("No change in the left frontal lesion.", "left"),
+    ("A right temporal mass cannot be excluded.", "right"),
 ])
 def test_side_of(text, side):
     assert side_of(text) == side
