@@ -7,7 +7,8 @@ import pytest
 from brain3d.errors import VolumeError
 from brain3d.io import read_sequences, read_volume, write_nifti
 from brain3d.preprocess import PreprocessConfig, load_for_model
-from tests.volumes import BLOB_WORLD, ras_grid, reoriented, save_nifti, world_image, write_dicom_series
+from tests.volumes import (BLOB_WORLD, oblique_grid, ras_grid, reoriented, save_nifti, voxel_world, world_image,
+                           write_dicom_series)
 
 CFG = PreprocessConfig(size=(16, 32, 32))
 
@@ -234,3 +235,98 @@ def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VolumeError, match="folder without a readable DICOM series"):
         read_volume(tmp_path / "empty")
+
+
+# ---- oblique acquisitions (direction cosines 35 and 40 degrees off the patient's axes), against their own headers ----
+
+
+@pytest.fixture(scope="module")
+def oblique():
+    return oblique_grid()
+
+
+def _same_voxels_through_the_files_affine(vol, stored: np.ndarray, file_affine: np.ndarray, atol: float = 1e-3):
+    """Every model voxel sits at an integer voxel of the stored file (through the file's own affine, read with
+    nibabel / pydicom) and carries that voxel's value."""
+    model_idx = np.indices(vol.shape).reshape(3, -1).T.astype(np.float64)
+    world = model_idx @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+    inv = np.linalg.inv(file_affine)
+    stored_idx = world @ inv[:3, :3].T + inv[:3, 3]
+    rounded = np.rint(stored_idx)
+    assert np.abs(stored_idx - rounded).max() < 1e-3  # the same grid, permuted
+    values = stored[tuple(rounded.astype(int).T)]
+    np.testing.assert_allclose(vol.data.reshape(-1), values, atol=atol)
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LIP", "PRI"])
+def test_oblique_nifti_reads_every_voxel_at_its_world_position(tmp_path, oblique, codes):
+    stored, affine = reoriented(*oblique, codes)
+    path = save_nifti(stored, affine, tmp_path / f"obl_{codes}.nii.gz")
+    vol = read_volume(path)
+    img = nib.load(str(path))
+    _same_voxels_through_the_files_affine(vol, np.asarray(img.dataobj), img.affine)
+    np.testing.assert_allclose(vol.data, world_image(voxel_world(vol.affine, vol.shape)), rtol=1e-4, atol=1e-3)
+    w = np.argwhere(vol.data >= 0.9 * vol.data.max())[:, 2].mean()
+    assert w < vol.shape[2] / 2  # the left blob is in the low (patient-left) half of W
+
+
+def _dicom_world_and_values(folder) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) RAS world mm and (N,) values of every pixel of a DICOM series, from each file's own Image Position,
+    Image Orientation and Pixel Spacing (pydicom), without SimpleITK."""
+    import pydicom
+
+    worlds, values = [], []
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(str(f))
+        ipp = np.array(ds.ImagePositionPatient, dtype=np.float64)
+        iop = np.array(ds.ImageOrientationPatient, dtype=np.float64)
+        row_dir, col_dir = iop[:3], iop[3:]  # along a row (column index grows), along a column (row index grows)
+        dr, dc = (float(v) for v in ds.PixelSpacing)  # between rows, between columns
+        pixels = ds.pixel_array.astype(np.float64)  # (rows, cols)
+        r, c = np.indices(pixels.shape).reshape(2, -1)
+        lps = ipp + c[:, None] * dc * row_dir + r[:, None] * dr * col_dir
+        worlds.append(lps * np.array([-1.0, -1.0, 1.0]))  # LPS -> RAS
+        values.append(pixels.reshape(-1))
+    return np.concatenate(worlds), np.concatenate(values)
+
+
+@pytest.mark.parametrize("codes", ["LPS", "PRI"])
+def test_oblique_dicom_series_reads_every_pixel_at_its_world_position(tmp_path, codes):
+    data, affine = oblique_grid(shape=(30, 32, 26), spacing=(6.0, 6.0, 7.0))
+    stored, stored_affine = reoriented(np.round(data).astype(np.int16), affine, codes)
+    folder = write_dicom_series(stored, stored_affine, tmp_path / "dcm", "1.2.826.0.1.3680043.8.498.91")
+    vol = read_volume(folder)
+    world, values = _dicom_world_and_values(folder)
+    inv = np.linalg.inv(vol.affine)
+    idx = world @ inv[:3, :3].T + inv[:3, 3]  # where the reader put each pixel
+    rounded = np.rint(idx)
+    assert np.abs(idx - rounded).max() < 1e-2
+    np.testing.assert_allclose(vol.data[tuple(rounded.astype(int).T)], values, atol=1e-3)
+    assert len(values) == vol.data.size
+    np.testing.assert_allclose(vol.data, np.round(world_image(voxel_world(vol.affine, vol.shape))), atol=1.0)
+
+
+@pytest.mark.parametrize("codes", ["LIP", "PRI"])
+def test_write_nifti_puts_a_map_back_on_an_oblique_scans_own_grid(tmp_path, oblique, codes):
+    stored, affine = reoriented(*oblique, codes)
+    vol = read_volume(save_nifti(stored, affine, tmp_path / "obl.nii.gz"))
+    own = nib.load(str(write_nifti(vol.data, vol.affine, tmp_path / "own.nii.gz", stored_as=vol.orientation)))
+    assert own.shape == stored.shape
+    np.testing.assert_allclose(own.affine, affine, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(own.dataobj), stored)
+    ras = nib.load(str(write_nifti(vol.data, vol.affine, tmp_path / "ras.nii.gz")))
+    assert "".join(nib.aff2axcodes(ras.affine)) == "RAS"
+    np.testing.assert_allclose(np.asarray(ras.dataobj), world_image(voxel_world(ras.affine, ras.shape)),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_oblique_scan_preprocesses_with_the_blob_at_its_world_position(tmp_path, oblique):
+    path = save_nifti(*reoriented(*oblique, "LIP"), tmp_path / "obl.nii.gz")
+    mv = load_for_model(path, PreprocessConfig(size=CFG.size, high=100.0))  # only the peak maps to 1
+    x = mv.tensor[0].numpy()
+    core = np.argwhere(x >= 0.7)  # the blob's core: the head alone stays below 0.4 of the peak
+    weights = x[tuple(core.T)]
+    centre = (core * weights[:, None]).sum(axis=0) / weights.sum()
+    assert centre[2] < x.shape[2] / 2
+    world = mv.affine[:3, :3] @ centre + mv.affine[:3, 3]
+    assert np.linalg.norm(world - np.array(BLOB_WORLD)) < 6.0  # the model grid is about 11 mm

@@ -8,13 +8,15 @@ import nibabel as nib
 import numpy as np
 
 BLOB_WORLD = (-30.0, 10.0, 5.0)  # RAS mm: in the patient's LEFT hemisphere (x < 0)
+BLOB_RIGHT = (30.0, 10.0, 5.0)  # its mirror: the patient's RIGHT hemisphere
+OBLIQUE_DEG = (35.0, 40.0, 0.0)  # rotations about z (yaw), x (pitch) and y (roll): >= 30 degrees in two planes
 
 
-def world_image(points: np.ndarray) -> np.ndarray:
-    """A smooth 'head' ellipsoid with a bright blob in the left hemisphere, evaluated at (..., 3) world mm."""
+def world_image(points: np.ndarray, blob: tuple[float, float, float] = BLOB_WORLD) -> np.ndarray:
+    """A smooth 'head' ellipsoid with a bright blob (default: in the left hemisphere), at (..., 3) world mm."""
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     head = 1.0 / (1.0 + np.exp(((x / 60) ** 2 + (y / 75) ** 2 + (z / 55) ** 2 - 1.0) * 12))
-    bx, by, bz = BLOB_WORLD
+    bx, by, bz = blob
     blob = np.exp(-((x - bx) ** 2 + (y - by) ** 2 + (z - bz) ** 2) / (2 * 8.0**2))
     gradient = 0.2 * (y + 75) / 150  # anterior brighter: catches an A/P flip too
     return (100 * head * (1 + gradient) + 300 * blob).astype(np.float32)
@@ -27,6 +29,32 @@ def ras_grid(shape=(64, 76, 56), spacing=(2.5, 2.5, 2.5)) -> tuple[np.ndarray, n
     idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
     world = idx @ affine[:3, :3].T + affine[:3, 3]
     return world_image(world), affine
+
+
+def rotation(angles_deg: tuple[float, float, float] = OBLIQUE_DEG) -> np.ndarray:
+    """3x3 rotation: about z by angles[0], then about x by angles[1], then about y by angles[2] (degrees)."""
+    a, b, c = np.deg2rad(angles_deg)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    ry = np.array([[np.cos(c), 0, np.sin(c)], [0, 1, 0], [-np.sin(c), 0, np.cos(c)]])
+    return ry @ rx @ rz
+
+
+def oblique_grid(shape=(60, 64, 52), spacing=(3.0, 3.0, 3.5), angles_deg=OBLIQUE_DEG, centre=(0.0, 0.0, 0.0),
+                 blob: tuple[float, float, float] = BLOB_WORLD) -> tuple[np.ndarray, np.ndarray]:
+    """An oblique acquisition of `world_image`: voxel axes rotated by `angles_deg` (direction cosines not aligned with
+    the patient's axes), the grid centred on `centre` (world mm). Returns the stored array and its affine."""
+    affine = np.eye(4)
+    affine[:3, :3] = rotation(angles_deg) @ np.diag(spacing)
+    affine[:3, 3] = np.asarray(centre) - affine[:3, :3] @ ((np.array(shape) - 1) / 2)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    return world_image(idx @ affine[:3, :3].T + affine[:3, 3], blob), affine
+
+
+def voxel_world(affine: np.ndarray, shape) -> np.ndarray:
+    """(*shape, 3) world mm of every voxel centre of a grid, computed here with plain numpy (the tests' oracle)."""
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(np.float64)
+    return idx @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
 
 
 def reoriented(data: np.ndarray, affine: np.ndarray, codes: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,88 @@
+"""The orientation helper pinned to the patient's axes by an oracle of its own: volumes built from a physical image
+(`tests.volumes.world_image`, a head with a blob in the LEFT hemisphere) at known world coordinates, so the right
+answer is computed here with plain numpy, never with the helper under test."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from brain3d.eval.diagnostics import mirrored_side
+from brain3d.orientation import flip_left_right, from_model_axes, model_to_ras, to_model_axes
+from tests.volumes import BLOB_WORLD, oblique_grid, reoriented, voxel_world, world_image
+
+SPACING = 4.0
+MODEL_SHAPE = (14, 19, 16)  # (D, H, W)
+
+
+def model_axes_head() -> tuple[np.ndarray, np.ndarray]:
+    """A (D, H, W) array written straight from the convention (D = inferior→superior, H = posterior→anterior,
+    W = patient left→right) on a grid centred on the world origin, and the (D, H, W) world mm of its voxels."""
+    d, h, w = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * SPACING for n in MODEL_SHAPE], indexing="ij")
+    world = np.stack([w, h, d], axis=-1)  # x from W, y from H, z from D
+    return world_image(world), world
+
+
+def test_flip_left_right_mirrors_the_patients_x_and_nothing_else():
+    x, world = model_axes_head()
+    mirror = world * np.array([-1.0, 1.0, 1.0])  # the patient's left-right mirror: world x -> -x
+    expected = world_image(mirror)
+    np.testing.assert_allclose(flip_left_right(x), expected, rtol=1e-6)
+    assert not np.allclose(flip_left_right(x), x)  # the head is not symmetric: the blob moved
+    # a torch tensor, with channel and batch axes in front, mirrors the same way
+    t = torch.from_numpy(np.stack([x, 2 * x]))[None]  # (B=1, C=2, D, H, W)
+    flipped = flip_left_right(t)
+    assert isinstance(flipped, torch.Tensor)
+    np.testing.assert_allclose(flipped[0, 0].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(flipped[0, 1].numpy(), 2 * expected, rtol=1e-6)
+    np.testing.assert_array_equal(flip_left_right(flip_left_right(x)), x)  # an involution
+
+
+def test_flipped_blob_lands_at_the_mirrored_world_position():
+    x, world = model_axes_head()
+    for volume, blob_x in ((x, BLOB_WORLD[0]), (flip_left_right(x), -BLOB_WORLD[0])):
+        core = volume >= 0.9 * volume.max()
+        centre = world[core].mean(axis=0)
+        assert abs(centre[0] - blob_x) < SPACING and abs(centre[1] - BLOB_WORLD[1]) < SPACING
+        assert abs(centre[2] - BLOB_WORLD[2]) < SPACING
+
+
+@pytest.mark.parametrize("side, mirror", [("left", "right"), ("right", "left"), ("bilateral", "bilateral"),
+                                          (None, None)])
+def test_mirrored_side(side, mirror):
+    assert mirrored_side(side) == mirror
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LIP", "PRI", "SLA"])
+def test_oblique_grid_reads_to_model_axes_that_keep_every_voxels_world_position(codes):
+    data, affine = reoriented(*oblique_grid(), codes)  # rotated 35 and 40 degrees in two planes, then stored `codes`
+    model, model_affine = to_model_axes(data, affine)
+    # the pair still describes the same physical head: each voxel's value is the image at its world position
+    np.testing.assert_allclose(model, world_image(voxel_world(model_affine, model.shape)), rtol=1e-4, atol=1e-3)
+    # and the axes are the convention's: D mostly superior, H mostly anterior, W mostly the patient's right
+    cols = model_affine[:3, :3] / np.linalg.norm(model_affine[:3, :3], axis=0)
+    assert [int(np.argmax(np.abs(cols[:, k]))) for k in range(3)] == [2, 1, 0]
+    assert cols[2, 0] > 0.5 and cols[1, 1] > 0.5 and cols[0, 2] > 0.5
+    # the blob (world x < 0) lies in the low half of W
+    w = np.argwhere(model >= 0.9 * model.max())[:, 2].mean()
+    assert w < model.shape[2] / 2
+    # back onto the stored grid, voxel for voxel, with the file's own affine
+    stored, stored_affine = from_model_axes(model, model_affine, tuple(nib.aff2axcodes(affine)))
+    np.testing.assert_array_equal(stored, data)
+    np.testing.assert_allclose(stored_affine, affine, atol=1e-9)
+
+
+def test_channels_follow_the_same_reorientation():
+    data, affine = reoriented(*oblique_grid(shape=(20, 22, 18), spacing=(8.0, 8.0, 9.0)), "PRI")
+    stacked = np.stack([data, -data], axis=-1)  # (X, Y, Z, C)
+    model, model_affine = to_model_axes(stacked, affine)
+    single, single_affine = to_model_axes(data, affine)
+    assert model.shape == (2, *single.shape)
+    np.testing.assert_array_equal(model[0], single)
+    np.testing.assert_array_equal(model[1], -single)
+    np.testing.assert_allclose(model_affine, single_affine)
+    ras, ras_affine = model_to_ras(single, single_affine)
+    assert "".join(nib.aff2axcodes(ras_affine)) == "RAS"
+    np.testing.assert_allclose(ras, world_image(voxel_world(ras_affine, ras.shape)), rtol=1e-4, atol=1e-3)
