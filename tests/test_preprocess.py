@@ -109,7 +109,7 @@ def test_scale_intensities_follows_the_config_and_unknown_scalings_are_refused()
 def test_preprocess_volume_applies_the_median_scaling_per_channel():
     rng = np.random.default_rng(1)
     data = rng.uniform(10, 30, (2, 8, 16, 16)).astype(np.float32)
-    data[1] *= 4.0  # another gain on channel 2: the median anchor removes it
+    data[1] = 4.0 * data[0]  # the same image under another gain: the median anchor removes it
     vol = Volume(data, np.eye(4), (1, 1, 1), ("R", "A", "S"), "x")
     mv = preprocess_volume(vol, PreprocessConfig(size=(8, 16, 16), scaling="median"))
     np.testing.assert_allclose(mv.tensor[0].numpy(), scale_median(data[0]), rtol=1e-6)
