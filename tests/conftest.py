@@ -32,3 +32,16 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_models: di
     train(fast_config(), make_manifest(root / "cohort"), root / "run", progress=False,
           vision_model=tiny_models["vision"], language_model=tiny_models["language"])
     return root / "run" / "phase2b"
+
+
+@pytest.fixture(scope="session")
+def median_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Path:
+    """An untrained tiny checkpoint whose training config chose the median intensity scaling (the shipped one):
+    every command must preprocess its scans that way, not with the percentile default."""
+    from brain3d.model.brain3d import Brain3D
+    from brain3d.twin.tiny import tiny_config
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("median-checkpoint") / "ckpt"
+    extra = {"train_config": {"data": {"scaling": "median", "low": 1.0, "high": 99.0, "nonzero": False}}}
+    return Brain3D.build(tiny_config(tiny_models)).save_pretrained(path, extra=extra)
