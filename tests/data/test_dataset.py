@@ -89,3 +89,22 @@ def test_epoch_batches_last_small_batch_joins_previous():
     assert [len(x) for x in batches] == [3, 4]
     assert [len(x) for x in epoch_batches(7, 3, seed=0, epoch=0, drop_last=True)] == [3, 3]
     assert epoch_batches(0, 3, seed=0, epoch=0) == []
+
+
+def test_volume_source_mirrors_the_patients_left_and_right(tmp_path):
+    """An oblique scan with its blob on the patient's left (world x < 0): the source's mirror puts it in the right
+    half of W and moves it along no other axis."""
+    from brain3d.data.dataset import VolumeSource
+    from brain3d.preprocess import PreprocessConfig
+    from tests.volumes import oblique_grid, reoriented, save_nifti
+
+    path = save_nifti(*reoriented(*oblique_grid(shape=(30, 32, 26), spacing=(6.0, 6.0, 7.0)), "PRI"),
+                      tmp_path / "obl.nii.gz")
+    rec = Record(id="s", split="train", images={"flair": str(path)}, report="A left lesion.")
+    source = VolumeSource(PreprocessConfig(size=(16, 32, 32), high=100.0), ["flair"])
+    plain, mirrored = source(rec, False), source(rec, True)
+    w = plain.shape[-1]
+    core, mirrored_core = (np.argwhere(v[0].numpy() >= 0.7).mean(axis=0) for v in (plain, mirrored))
+    assert core[2] < w / 2 < mirrored_core[2]
+    np.testing.assert_allclose(mirrored_core, [core[0], core[1], w - 1 - core[2]], atol=1e-6)
+    torch.testing.assert_close(mirrored, plain.flip(-1))
