@@ -69,7 +69,11 @@ def test_header_decides_orientation_not_the_name(client):
 
 def test_mirror_check(client):
     rec = post(client, files={"files": ("m.nii", blob_nifti("right", 6))}, mirror_check="true").json()
-    assert rec["laterality_consistent"] in (True, False) and rec["mirrored_report"]
+    from brain3d.vocabulary import side_of
+
+    assert rec["mirrored_report"] and rec["mirrored_side"] == side_of(rec["mirrored_report"])
+    expected = {"left": "right", "right": "left", "bilateral": "bilateral", None: None}[rec["findings"]["side"]]
+    assert rec["laterality_consistent"] is (rec["mirrored_side"] == expected)  # tests/serve/test_laterality.py: planted
 
 
 def test_dicom_zip_and_series_choice(client, tmp_path):
