@@ -34,8 +34,9 @@ def handed(monkeypatch) -> list[torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory):
-    """An oblique scan (35 and 40 degrees off the patient's axes) whose median and percentile scalings differ."""
-    return save_nifti(*reoriented(*oblique_grid(shape=(30, 32, 26), spacing=(6.0, 6.0, 7.0)), "LIP"),
+    """An oblique scan (35 and 40 degrees off the patient's axes) whose field of view is mostly head (so the median
+    is brain, not background) and whose median and percentile scalings differ."""
+    return save_nifti(*reoriented(*oblique_grid(shape=(24, 26, 22), spacing=(5.0, 5.0, 5.0)), "LIP"),
                       tmp_path_factory.mktemp("scan") / "obl.nii.gz")
 
 
@@ -43,6 +44,7 @@ def _assert_median_scaled(volume: torch.Tensor, path) -> None:
     median = load_for_model(path, PreprocessConfig(size=SIZE, scaling="median")).tensor
     percentile = load_for_model(path, PreprocessConfig(size=SIZE)).tensor
     assert (median - percentile).abs().max() > 0.1  # the two scalings are told apart on this scan
+    assert 0.4 < float(median.median()) < 0.6  # and the median one is not degenerate (anchored on tissue)
     torch.testing.assert_close(volume, median)
 
 
