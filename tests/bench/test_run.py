@@ -7,8 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("preprocess", "synth", "encoder", "feature_cache", "generation", "prefill", "explain")
+
+
+def _is_ratio(speedup: float, slow: float, fast: float) -> bool:
+    """Whether `speedup` (rounded to 0.01) is slow / fast, both timings rounded to 1 ms: the slow path over the fast
+    one, not inverted."""
+    tolerance = (slow / fast) * (0.0005 / slow + 0.0005 / fast) + 0.005
+    return abs(speedup - slow / fast) <= tolerance
 
 
 def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
@@ -22,9 +31,13 @@ def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     assert not failed
     r = {n: b["result"] for n, b in report["benchmarks"].items()}
 
-    assert r["preprocess"]["speedup"] > 0 and r["preprocess"]["max_abs_diff"] < 1e-4
+    pre = r["preprocess"]
+    assert pre["brain3d_ms"] > 0 and pre["monai_ms"] > 0 and pre["max_abs_diff"] < 1e-4
+    assert pre["speedup"] == pytest.approx(pre["monai_ms"] / pre["brain3d_ms"])  # MONAI time over ours, not inverted
     assert r["encoder"]["parity"]["tokens"] == 5265 and r["encoder"]["default"]["tokens"] == 2592  # FACTS.md
-    assert r["feature_cache"]["speedup"] > 0 and r["feature_cache"]["entries_filled"] > 0
+    fc = r["feature_cache"]
+    assert fc["entries_filled"] > 0 and fc["epoch_seconds_cached"] > 0
+    assert _is_ratio(fc["speedup"], fc["epoch_seconds_recompute"], fc["epoch_seconds_cached"])
     assert r["synth"]["subjects"] == 2 and r["synth"]["subjects_per_s"] > 0
 
     gen = r["generation"]
@@ -42,7 +55,8 @@ def test_quick_run_writes_every_benchmark(tmp_path: Path) -> None:
     ex = r["explain"]
     assert set(ex["targets"]) == {"report", "side"} and ex["samples"] == 16
     for t in ex["targets"].values():
-        assert t["max_abs_weight_diff"] <= 1e-6 * max(1.0, t["max_abs_weight"]) and t["speedup"] > 0
+        assert t["max_abs_weight_diff"] <= 1e-6 * max(1.0, t["max_abs_weight"]) and t["seconds_batched"] > 0
+        assert _is_ratio(t["speedup"], t["seconds_one_at_a_time"], t["seconds_batched"])
     assert "one at a time vs" in ex["quote"]
 
     md = (tmp_path / "results.md").read_text(encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from brain3d.cli import main
 
 
@@ -18,10 +20,23 @@ def test_quick_demo_writes_a_readable_report_and_resumes(tmp_path, capsys):
     head = summary["headline"]
     for key in ("lat_f1_truth", "mirror_flip_rate", "path_f1_ext", "healthy_specificity"):
         assert key in head and key in head["targets"]
+    for key in ("lat_f1_truth", "path_f1_ext", "healthy_specificity"):  # the quick cohort has every class
         e = head[key]
-        assert e["mean"] is None or e["lo"] <= e["mean"] <= e["hi"]
+        assert e["mean"] is not None and e["lo"] <= e["mean"] <= e["hi"] and e["n"] > 0
     metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["n"] == sum(1 for line in (out / "eval" / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
+    rows = [json.loads(x) for x in (out / "eval" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert metrics["n"] == len(rows)
+    # the mirror flip rate, recounted here: lateralised reports whose mirror names the other side
+    from brain3d.vocabulary import side_of
+
+    pairs = [(side_of(r["generated"]), side_of(r["generated_mirror"])) for r in rows]
+    flips = [m == {"left": "right", "right": "left"}[s] for s, m in pairs if s in ("left", "right")]
+    e = head["mirror_flip_rate"]
+    assert e["n"] == len(flips)
+    if flips:
+        assert e["mean"] == pytest.approx(sum(flips) / len(flips)) and e["lo"] <= e["mean"] <= e["hi"]
+    else:  # no lateralised report: nothing to average, and the headline says so rather than inventing a rate
+        assert e["mean"] is None
     assert "mirror" in metrics["diagnostics"]
     ablation = json.loads((out / "ablation" / "ablation.json").read_text(encoding="utf-8"))
     assert list(ablation["phases"]) == ["phase1", "phase2a", "phase2b"]

@@ -1,17 +1,13 @@
 """The 4-bit NF4 path (bitsandbytes CPU backend): loads, runs a forward pass, takes LoRA (QLoRA)."""
 
-import pytest
+import bitsandbytes as bnb  # a pinned dependency (pyproject.toml): missing, the suite fails here instead of skipping
 import torch
 
-pytest.importorskip("bitsandbytes")
-
-from brain3d.model.brain3d import Brain3D  # noqa: E402
-from brain3d.twin.tiny import tiny_config  # noqa: E402
+from brain3d.model.brain3d import Brain3D
+from brain3d.twin.tiny import tiny_config
 
 
 def test_4bit_language_model_loads_runs_and_trains_lora_on_cpu(tiny_models):
-    import bitsandbytes as bnb
-
     torch.manual_seed(0)
     m = Brain3D.build(tiny_config(tiny_models, load_4bit=True))
     q_proj = m.lm.model.layers[0].self_attn.q_proj
