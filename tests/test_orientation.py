@@ -11,19 +11,7 @@ import torch
 
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.orientation import flip_left_right, from_model_axes, model_to_ras, to_model_axes
-from tests.volumes import BLOB_WORLD, oblique_grid, reoriented, voxel_world, world_image
-
-SPACING = 4.0
-MODEL_SHAPE = (14, 19, 16)  # (D, H, W)
-
-
-def model_axes_head() -> tuple[np.ndarray, np.ndarray]:
-    """A (D, H, W) array written straight from the convention (D = inferior→superior, H = posterior→anterior,
-    W = patient left→right) on a grid centred on the world origin, and the (D, H, W) world mm of its voxels."""
-    d, h, w = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * SPACING for n in MODEL_SHAPE], indexing="ij")
-    world = np.stack([w, h, d], axis=-1)  # x from W, y from H, z from D
-    return world_image(world), world
-
+from tests.volumes import BLOB_WORLD, MODEL_SPACING, model_axes_head, oblique_grid, reoriented, voxel_world, world_image
 
 def test_flip_left_right_mirrors_the_patients_x_and_nothing_else():
     x, world = model_axes_head()
@@ -45,8 +33,8 @@ def test_flipped_blob_lands_at_the_mirrored_world_position():
     for volume, blob_x in ((x, BLOB_WORLD[0]), (flip_left_right(x), -BLOB_WORLD[0])):
         core = volume >= 0.9 * volume.max()
         centre = world[core].mean(axis=0)
-        assert abs(centre[0] - blob_x) < SPACING and abs(centre[1] - BLOB_WORLD[1]) < SPACING
-        assert abs(centre[2] - BLOB_WORLD[2]) < SPACING
+        assert abs(centre[0] - blob_x) < MODEL_SPACING and abs(centre[1] - BLOB_WORLD[1]) < MODEL_SPACING
+        assert abs(centre[2] - BLOB_WORLD[2]) < MODEL_SPACING
 
 
 @pytest.mark.parametrize("side, mirror", [("left", "right"), ("right", "left"), ("bilateral", "bilateral"),

@@ -31,6 +31,18 @@ def ras_grid(shape=(64, 76, 56), spacing=(2.5, 2.5, 2.5)) -> tuple[np.ndarray, n
     return world_image(world), affine
 
 
+MODEL_SPACING = 4.0
+MODEL_SHAPE = (14, 19, 16)  # (D, H, W)
+
+
+def model_axes_head() -> tuple[np.ndarray, np.ndarray]:
+    """A (D, H, W) array written straight from the model-axes convention (D = inferior→superior, H = posterior→
+    anterior, W = patient left→right) on a grid centred on the world origin, and the world mm of its voxels."""
+    d, h, w = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * MODEL_SPACING for n in MODEL_SHAPE], indexing="ij")
+    world = np.stack([w, h, d], axis=-1)  # x from W, y from H, z from D
+    return world_image(world), world
+
+
 def rotation(angles_deg: tuple[float, float, float] = OBLIQUE_DEG) -> np.ndarray:
     """3x3 rotation: about z by angles[0], then about x by angles[1], then about y by angles[2] (degrees)."""
     a, b, c = np.deg2rad(angles_deg)

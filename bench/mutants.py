@@ -1,0 +1,315 @@
+"""Curated laterality mutants, each run against the ordinary test suite: every one must be killed.
+
+A mutant is a small text patch that flips the patient somewhere (mirrors the wrong axis, swaps left and right in a
+side helper, drops or transposes the orientation step, pairs the wrong cells in the mirror compressor, swaps the
+hemispheres of a truth rule...). For each mutant the tree is copied to a temporary folder (the working tree is
+never touched), the patch applied to the copy, and the test files that cover that code run there with
+`pytest -x`; the first failing test is the one that killed it. A mutant that no test kills is a hole in the suite.
+
+    python bench/mutants.py                # all mutants; prints the table, exits 1 if any survived
+    python bench/mutants.py --list         # names only
+    python bench/mutants.py --only flip-ap mirror-pool-off-by-one
+    python bench/mutants.py --markdown out.md
+
+The patches are exact text: when the code they patch changes, the mutant is reported as stale (and
+tests/bench/test_mutants.py fails), so the list cannot silently stop testing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("brain3d", "tests", "docs", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # relative to the repository root
+    patches: tuple[tuple[str, str], ...]  # (exact old text, new text), each old text found exactly once
+    tests: tuple[str, ...]  # the test files that cover it, fastest killer first
+    what: str
+
+
+ORIENT_TESTS = ("tests/test_orientation.py", "tests/test_io.py")
+MIRROR_TESTS = ("tests/test_orientation.py", "tests/train/test_diagnostics.py", "tests/data/test_dataset.py",
+                "tests/reporting/test_laterality.py", "tests/eval/test_laterality.py")
+
+MUTANTS: tuple[Mutant, ...] = (
+    # ---- the mirror
+    Mutant("flip-ap", "brain3d/orientation.py",
+           (("torch.flip(x, dims=(-1,))", "torch.flip(x, dims=(-2,))"), ("np.flip(x, axis=-1)", "np.flip(x, axis=-2)")),
+           MIRROR_TESTS, "flip_left_right mirrors anterior-posterior (H) instead of left-right (W)"),
+    Mutant("flip-si", "brain3d/orientation.py",
+           (("torch.flip(x, dims=(-1,))", "torch.flip(x, dims=(-3,))"), ("np.flip(x, axis=-1)", "np.flip(x, axis=-3)")),
+           MIRROR_TESTS, "flip_left_right mirrors superior-inferior (D)"),
+    Mutant("flip-none", "brain3d/orientation.py",
+           (("return torch.flip(x, dims=(-1,))", "return x"),
+            ("return np.ascontiguousarray(np.flip(x, axis=-1))", "return np.ascontiguousarray(x)")),
+           MIRROR_TESTS, "flip_left_right returns the volume unmirrored"),
+    Mutant("mirrored-side-same", "brain3d/eval/diagnostics.py",
+           (('_OPPOSITE = {"left": "right", "right": "left",', '_OPPOSITE = {"left": "left", "right": "right",'),),
+           ("tests/test_orientation.py", "tests/eval/test_diagnostics.py", "tests/reporting/test_laterality.py"),
+           "mirrored_side (and the mirror test) expects the same side for a mirrored scan"),
+    Mutant("mirror-generation-unflipped", "brain3d/eval/evaluate.py",
+           (("model.generate(volumes=flip_left_right(volumes),", "model.generate(volumes=volumes,"),),
+           ("tests/reporting/test_laterality.py", "tests/eval/test_laterality.py"),
+           "report --mirror-check / evaluate --mirror generate the 'mirror' from the unmirrored scan"),
+    Mutant("consistency-against-same-side", "brain3d/reporting/runner.py",
+           (("rec.laterality_consistent = m_side == mirrored_side(rec.findings.side)",
+             "rec.laterality_consistent = m_side == rec.findings.side"),),
+           ("tests/reporting/test_laterality.py",), "the mirror check calls a side that did not flip consistent"),
+    # ---- side words and side helpers
+    Mutant("side-words-swapped", "brain3d/vocabulary/terms.py",
+           (('"left": ("left",), "right": ("right",),', '"left": ("right",), "right": ("left",),'),),
+           ("tests/vocabulary/test_terms.py",), "the extractor reads 'left' as right and 'right' as left"),
+    Mutant("swap-sides-identity", "brain3d/data/dataset.py",
+           (('_OTHER = {"left": "right", "right": "left"}', '_OTHER = {"left": "left", "right": "right"}'),),
+           ("tests/data/test_dataset.py",), "augmentation mirrors the volume but keeps the report's side words"),
+    Mutant("mirror-truth-kept", "brain3d/data/dataset.py",
+           (('return truth.model_copy(update={"side": _OTHER[truth.side]})', "return truth"),),
+           ("tests/data/test_dataset.py",), "the truth of a mirrored volume keeps its side"),
+    Mutant("volume-source-unmirrored", "brain3d/data/dataset.py",
+           (("return flip_left_right(x) if mirrored else x", "return x"),),
+           ("tests/data/test_dataset.py",), "the training source ignores the mirror flag (reports swapped, volume not)"),
+    Mutant("supervoxel-side-swapped", "brain3d/explain/maps.py",
+           (('"side": "left" if signed[s] < 0 else "right"', '"side": "right" if signed[s] < 0 else "left"'),),
+           ("tests/explain/test_maps.py", "tests/explain/test_run.py"), "explanations name each region's side wrongly"),
+    Mutant("explain-mirror-word-same", "brain3d/explain/targets.py",
+           (('MIRROR = {"left": "right", "right": "left"}', 'MIRROR = {"left": "left", "right": "right"}'),),
+           ("tests/explain/test_targets.py",), "the side target contrasts the written side with itself"),
+    Mutant("sr-side-codes-swapped", "brain3d/reporting/codes.py",
+           (('{"left": codes.SCT.Left, "right": codes.SCT.Right,', '{"left": codes.SCT.Right, "right": codes.SCT.Left,'),),
+           ("tests/reporting/test_dicom_sr.py", "tests/reporting/test_fhir.py"),
+           "DICOM SR / FHIR code a left lesion as right"),
+    # ---- the orientation step
+    Mutant("orientation-dropped", "brain3d/orientation.py",
+           (("ras = nib.orientations.apply_orientation(data, ornt)  # (X, Y, Z[, C])", "ras = data  # (X, Y, Z[, C])"),
+            ("ras_affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape[:3])", "ras_affine = affine")),
+           ORIENT_TESTS, "volumes are not reoriented to RAS: the stored axis order is taken as RAS"),
+    Mutant("orientation-flips-dropped", "brain3d/orientation.py",
+           (("ornt = nib.orientations.io_orientation(affine)\n",
+             "ornt = nib.orientations.io_orientation(affine)\n    ornt[:, 1] = 1.0\n"),),
+           ORIENT_TESTS, "axes are permuted to RAS order but never flipped (an LPS scan keeps L and P)"),
+    Mutant("model-axes-transposed", "brain3d/orientation.py",
+           (("model = np.transpose(ras, RAS_TO_MODEL)  # (D, H, W)", "model = np.transpose(ras, (2, 0, 1))  # (D, H, W)"),),
+           ORIENT_TESTS, "the RAS -> (D, H, W) transpose swaps H and W"),
+    Mutant("channel-axes-transposed", "brain3d/orientation.py",
+           (("model = np.transpose(ras, (3, 2, 1, 0))  # (C, D, H, W)",
+             "model = np.transpose(ras, (3, 2, 0, 1))  # (C, D, H, W)"),),
+           ORIENT_TESTS, "multi-channel volumes transpose H and W"),
+    Mutant("write-back-inverted", "brain3d/orientation.py",
+           (('transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")),\n'
+             "                                                nib.orientations.axcodes2ornt(tuple(codes)))",
+             "transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(tuple(codes)),\n"
+             '                                                nib.orientations.axcodes2ornt(("R", "A", "S")))'),),
+           ORIENT_TESTS, "from_model_axes applies the inverse transform (maps land off the scan's own grid)"),
+    Mutant("dicom-lps-x-kept", "brain3d/io.py",
+           (("affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps", "affine = np.diag([1.0, -1.0, 1.0, 1.0]) @ lps"),),
+           ("tests/test_io.py",), "DICOM/ITK patient x is not negated from LPS to RAS: a flipped patient"),
+    Mutant("dicom-lps-dropped", "brain3d/io.py",
+           (("affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps", "affine = lps"),),
+           ("tests/test_io.py",), "DICOM/ITK LPS coordinates are read as RAS"),
+    Mutant("write-nifti-ras-only", "brain3d/io.py",
+           (("    if stored_as is None:\n        stored, stored_affine = model_to_ras(data, affine)",
+             "    if True:\n        stored, stored_affine = model_to_ras(data, affine)"),),
+           ("tests/test_io.py",), "maps are always written RAS, never on the scan's own stored grid"),
+    Mutant("lime-map-ras-only", "brain3d/explain/outputs.py",
+           (("stored_as=vol.orientation)", "stored_as=None)"),),
+           ("tests/explain/test_run.py",), "the LIME NIfTI is written RAS instead of on the scan's own grid"),
+    Mutant("overlay-mirrored", "brain3d/serve/views.py",
+           (("mapped = resample_array(weights, affine, view.affine, view.grey.shape, order=0)",
+             "mapped = resample_array(weights, affine, view.affine, view.grey.shape, order=0)[..., ::-1]"),),
+           ("tests/serve/test_laterality.py",), "the page's overlay is drawn on the mirrored side"),
+    Mutant("slices-mirrored", "brain3d/viz.py",
+           (("return np.take(data, int(np.clip(index, 0, data.shape[axis] - 1)), axis=axis)",
+             "return np.take(data, int(np.clip(index, 0, data.shape[axis] - 1)), axis=axis)[:, ::-1]"),),
+           ("tests/test_viz.py",), "figures and the page show every slice left-right mirrored"),
+    # ---- the mirror compressor
+    Mutant("mirror-pool-unflipped", "brain3d/model/compressor.py",
+           (("left, right = cells[..., :gw], cells[..., gw:].flip(-1)", "left, right = cells[..., :gw], cells[..., gw:]"),),
+           ("tests/model/test_compressor.py",), "cell w is paired with cell gw + w instead of its mirror"),
+    Mutant("mirror-pool-off-by-one", "brain3d/model/compressor.py",
+           (("left, right = cells[..., :gw], cells[..., gw:].flip(-1)",
+             "left, right = cells[..., :gw], cells[..., gw:].flip(-1).roll(1, -1)"),),
+           ("tests/model/test_compressor.py",), "mirror pairing off by one cell"),
+    Mutant("mirror-pool-halves-swapped", "brain3d/model/compressor.py",
+           (("left, right = cells[..., :gw], cells[..., gw:].flip(-1)",
+             "right, left = cells[..., :gw], cells[..., gw:].flip(-1)"),),
+           ("tests/model/test_compressor.py",), "the difference half is right-minus-left"),
+    # ---- truth from masks
+    Mutant("truth-hemispheres-swapped", "brain3d/data/truth.py",
+           (("left, right = float((s < 0).mean()), float((s > 0).mean())",
+             "left, right = float((s > 0).mean()), float((s < 0).mean())"),),
+           ("tests/data/test_brats_adapter.py",), "a real scan's lesion side is measured on the wrong side of the plane"),
+    Mutant("plane-normal-flipped", "brain3d/data/truth.py",
+           (("n = np.array([1.0, np.tan(yaw), np.tan(roll)])", "n = np.array([-1.0, np.tan(yaw), np.tan(roll)])"),),
+           ("tests/data/test_brats_adapter.py",), "the midsagittal plane's normal points to the patient's left"),
+    Mutant("side-rule-swapped", "brain3d/anatomy/rules.py",
+           (('return "left" if left > right else "right"', 'return "right" if left > right else "left"'),),
+           ("tests/anatomy/test_rules.py",), "the shared side rule names the side holding less of the lesion"),
+    Mutant("phantom-hemispheres-swapped", "brain3d/synth/lesions.py",
+           (("left, right = float((x < 0).mean()), float((x > 0).mean())",
+             "left, right = float((x > 0).mean()), float((x < 0).mean())"),),
+           ("tests/synth/test_phantom.py", "tests/synth/test_cohort.py"), "a phantom's truth side is the other one"),
+    Mutant("token-side-halves-swapped", "brain3d/twin/vision_volume.py",
+           (("said_left = hit_g[..., : wp // 2].sum((1, 2, 3)) > hit_g[..., wp // 2:].sum((1, 2, 3))",
+             "said_left = hit_g[..., wp // 2:].sum((1, 2, 3)) > hit_g[..., : wp // 2].sum((1, 2, 3))"),),
+           ("tests/twin/test_vision_volume.py",), "the tower warm-up's held-out side accuracy reads the high-W half as left"),
+    Mutant("caption-halves-swapped", "brain3d/twin/vision_pretrain.py",
+           (("col = halves(int(lesion[:, : w // 2].sum()), int(lesion[:, w // 2:].sum()))",
+             "col = halves(int(lesion[:, w // 2:].sum()), int(lesion[:, : w // 2].sum()))"),),
+           ("tests/twin/test_vision_pretrain.py",), "slice captions call the right half of a slice its left"),
+    # ---- the image-reliance diagnostics
+    Mutant("reliance-mirror-expectation", "brain3d/train/diagnostics.py",
+           (('expected = {"left": "right", "right": "left"}.get(', 'expected = {"left": "left", "right": "right"}.get('),),
+           ("tests/train/test_diagnostics.py",), "the diagnostics expect the same side for the mirror"),
+    Mutant("reliance-probe-unmirrored", "brain3d/train/diagnostics.py",
+           (("shuffled, flip_left_right(volume)])", "shuffled, volume])"),),
+           ("tests/train/test_diagnostics.py",), "the 'mirrored' probe is the unmirrored volume"),
+    Mutant("reliance-verdict-and", "brain3d/train/diagnostics.py",
+           (('not (out["text_changes_zero"] or out["text_changes_shuffled"])',
+             'not (out["text_changes_zero"] and out["text_changes_shuffled"])'),),
+           ("tests/train/test_diagnostics.py",), "a model that reads its image only partly is called image-blind"),
+    # ---- the checkpoint's preprocessing
+    Mutant("checkpoint-scaling-ignored", "brain3d/eval/evaluate.py",
+           (('scaling=str(data.get("scaling", defaults.scaling)))', "scaling=defaults.scaling)"),),
+           ("tests/commands/test_checkpoint_preprocessing.py",),
+           "report / evaluate / explain / serve preprocess with the default scaling, not the checkpoint's"),
+)
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    status: str  # killed | survived | stale | error
+    killer: str
+    seconds: float
+
+
+def copy_tree(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", ".pytest_cache")
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+
+
+def stale_patches(m: Mutant, text: str) -> list[str]:
+    """The old texts of `m` not found exactly once in `text` (empty: the mutant applies)."""
+    return [old for old, _ in m.patches if text.count(old) != 1]
+
+
+def mutate(m: Mutant, text: str) -> str:
+    for old, new in m.patches:
+        text = text.replace(old, new, 1)
+    return text
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--tb=no", "-rfE", "-o", "addopts=",
+           *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "timeout"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def first_failure(output: str) -> str:
+    m = re.search(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.M)
+    if m:
+        return m.group(1)
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else "?"
+
+
+def run(mutants: tuple[Mutant, ...], timeout: float, baseline: bool, log=print) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="brain3d-mutants-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        if baseline:
+            files = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
+            t0 = time.perf_counter()
+            rc, out = run_tests(tree, files, timeout * 4)
+            if rc != 0:
+                raise SystemExit(f"the unmutated tree fails its tests ({first_failure(out)}): fix that first")
+            log(f"baseline: {len(files)} test files pass unmutated ({time.perf_counter() - t0:.0f} s)")
+        for m in mutants:
+            target = tree / m.path
+            original = target.read_text(encoding="utf-8")
+            stale = stale_patches(m, original)
+            if stale:
+                outcomes.append(Outcome(m, "stale", f"patch text not found once: {stale[0][:60]!r}", 0.0))
+                log(f"{m.name:32s} STALE")
+                continue
+            target.write_text(mutate(m, original), encoding="utf-8")
+            t0 = time.perf_counter()
+            try:
+                rc, out = run_tests(tree, m.tests, timeout)
+            finally:
+                target.write_text(original, encoding="utf-8")
+            seconds = time.perf_counter() - t0
+            if rc == 0:
+                status, killer = "survived", "-"
+            elif rc == 1:
+                status, killer = "killed", first_failure(out)
+            else:
+                status, killer = ("error", "timeout") if rc == -1 else ("killed", f"pytest exit {rc}: {first_failure(out)}")
+            outcomes.append(Outcome(m, status, killer, seconds))
+            log(f"{m.name:32s} {status.upper():9s} {seconds:6.1f} s  {killer}")
+    return outcomes
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    killed = sum(o.status == "killed" for o in outcomes)
+    lines = [f"{killed} of {len(outcomes)} curated laterality mutants killed.", "",
+             "| mutant | file | what it breaks | result | killed by |", "|---|---|---|---|---|"]
+    for o in outcomes:
+        lines.append(f"| {o.mutant.name} | `{o.mutant.path}` | {o.mutant.what} | {o.status} | `{o.killer}` |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", help="run only these mutants")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of every test file")
+    ap.add_argument("--markdown", type=Path, help="also write the table here")
+    a = ap.parse_args(argv)
+    chosen = MUTANTS
+    if a.only:
+        unknown = set(a.only) - {m.name for m in MUTANTS}
+        if unknown:
+            ap.error(f"unknown mutants: {', '.join(sorted(unknown))}")
+        chosen = tuple(m for m in MUTANTS if m.name in a.only)
+    if a.list:
+        for m in chosen:
+            print(f"{m.name:32s} {m.path:34s} {m.what}")
+        return 0
+    outcomes = run(chosen, a.timeout, baseline=not a.no_baseline)
+    table = markdown(outcomes)
+    print("\n" + table)
+    if a.markdown:
+        a.markdown.write_text(table, encoding="utf-8")
+    return 0 if all(o.status == "killed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
