@@ -10,6 +10,8 @@ never touched), the patch applied to the copy, and the test files that cover tha
     python bench/mutants.py --list         # names only
     python bench/mutants.py --only flip-ap mirror-pool-off-by-one
     python bench/mutants.py --markdown out.md
+    python bench/mutants.py --mutmut       # the broader run: mutmut over orientation, io and the side helpers;
+                                           # writes bench/mutation.json (bench/run.py puts it in results.md)
 
 The patches are exact text: when the code they patch changes, the mutant is reported as stale (and
 tests/bench/test_mutants.py fails), so the list cannot silently stop testing anything.
@@ -18,6 +20,7 @@ tests/bench/test_mutants.py fails), so the list cannot silently stop testing any
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +235,7 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
 
 
 def first_failure(output: str) -> str:
-    m = re.search(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.M)
+    m = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", output, flags=re.M)
     if m:
         return m.group(1)
     lines = [ln for ln in output.strip().splitlines() if ln.strip()]
@@ -285,6 +289,70 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- the broader run (mutmut, every operator mutant)
+MUTMUT_FILES = ("brain3d/orientation.py", "brain3d/io.py", "brain3d/eval/diagnostics.py", "brain3d/anatomy/rules.py",
+                "brain3d/data/dataset.py", "brain3d/vocabulary/terms.py")
+# whole modules for orientation, io and the side rule; the mirror / side helpers of the others by name
+MUTMUT_NAMES = ("brain3d.orientation.*", "brain3d.io.*", "brain3d.anatomy.rules.*",
+                "brain3d.eval.diagnostics.x_mirrored_side__*", "brain3d.eval.diagnostics.x_mirror_test__*",
+                "brain3d.data.dataset.x_swap_sides__*", "brain3d.data.dataset.x_mirror_truth__*",
+                "brain3d.data.dataset.xǁFlipPolicyǁmirrored__*", "brain3d.data.dataset.xǁVolumeSourceǁ__call____*",
+                "brain3d.vocabulary.terms.x_side_of__*", "brain3d.vocabulary.terms.x_side_set__*")
+MUTMUT_TESTS = ("tests/test_orientation.py", "tests/test_io.py", "tests/test_preprocess.py", "tests/test_viz.py",
+                "tests/eval/test_diagnostics.py", "tests/anatomy/test_rules.py", "tests/data/test_dataset.py",
+                "tests/vocabulary/test_terms.py", "tests/train/test_diagnostics.py", "tests/reporting/test_laterality.py",
+                "tests/eval/test_laterality.py")
+
+
+def mutmut_config() -> str:
+    def toml_list(items) -> str:
+        return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+
+    return ("\n[tool.mutmut]\n"
+            'source_paths = ["brain3d"]\n'
+            f"only_mutate = {toml_list(MUTMUT_FILES)}\n"
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q"]\n'
+            f"pytest_add_cli_args_test_selection = {toml_list(MUTMUT_TESTS)}\n"
+            "use_git_change_detection = false\n")
+
+
+def run_mutmut(work: Path, children: int, log=print) -> dict:
+    """mutmut over MUTMUT_FILES / MUTMUT_NAMES in a copy of the tree at `work`; returns counts and survivors (diffs)."""
+    mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
+    if not (work / "pyproject.toml").is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        copy_tree(work)
+        with open(work / "pyproject.toml", "a", encoding="utf-8") as fh:
+            fh.write(mutmut_config())
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPATH", None)
+    t0 = time.perf_counter()
+    subprocess.run([*mutmut, "run", "--max-children", str(children), *MUTMUT_NAMES], cwd=work, env=env,
+                   stdout=subprocess.DEVNULL, check=False)
+    seconds = time.perf_counter() - t0
+    out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
+                         encoding="utf-8", check=True).stdout
+    status: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, st = line.strip().rpartition(": ")
+        if name and any(fnmatch(name, pat) for pat in MUTMUT_NAMES):
+            status[name] = st
+    survivors = {}
+    for name, st in sorted(status.items()):
+        if st in ("survived", "no tests", "timeout", "suspicious"):
+            diff = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True,
+                                  encoding="utf-8").stdout
+            survivors[name] = {"status": st, "diff": "\n".join(ln for ln in diff.splitlines()
+                                                                if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++")))}
+    counts: dict[str, int] = {}
+    for st in status.values():
+        counts[st] = counts.get(st, 0) + 1
+    killed = counts.get("killed", 0)
+    log(f"mutmut: {len(status)} mutants, {killed} killed, {len(survivors)} not killed ({seconds:.0f} s)")
+    return {"files": list(MUTMUT_FILES), "names": list(MUTMUT_NAMES), "tests": list(MUTMUT_TESTS),
+            "mutants": len(status), "counts": counts, "seconds": round(seconds, 1), "survivors": survivors}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="run only these mutants")
@@ -292,7 +360,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of every test file")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
+    ap.add_argument("--mutmut", action="store_true", help="the broader mutmut run instead (writes bench/mutation.json)")
+    ap.add_argument("--work", type=Path, help="with --mutmut: the folder of the tree copy (kept, so a rerun resumes)")
+    ap.add_argument("--children", type=int, default=2, help="with --mutmut: parallel mutant runs")
     a = ap.parse_args(argv)
+    if a.mutmut:
+        if a.work is not None:
+            result = run_mutmut(a.work, a.children)
+        else:
+            with tempfile.TemporaryDirectory(prefix="brain3d-mutmut-") as tmp:
+                result = run_mutmut(Path(tmp), a.children)
+        json_path = Path(__file__).resolve().parent / "mutation.json"
+        previous = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
+        json_path.write_text(json.dumps({**previous, "mutmut": result}, indent=2) + "\n", encoding="utf-8")
+        return 0
     chosen = MUTANTS
     if a.only:
         unknown = set(a.only) - {m.name for m in MUTANTS}

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from brain3d.eval.diagnostics import mirrored_side
-from brain3d.orientation import flip_left_right, from_model_axes, model_to_ras, to_model_axes
+from brain3d.orientation import (flip_left_right, from_model_axes, index_to_world, model_to_ras, spacing_of, to_model_axes,
+                                 world_to_index)
 from tests.volumes import BLOB_WORLD, MODEL_SPACING, model_axes_head, oblique_grid, reoriented, voxel_world, world_image
 
 def test_flip_left_right_mirrors_the_patients_x_and_nothing_else():
@@ -74,3 +75,32 @@ def test_channels_follow_the_same_reorientation():
     ras, ras_affine = model_to_ras(single, single_affine)
     assert "".join(nib.aff2axcodes(ras_affine)) == "RAS"
     np.testing.assert_allclose(ras, world_image(voxel_world(ras_affine, ras.shape)), rtol=1e-4, atol=1e-3)
+
+
+def test_spacing_and_world_index_maps_of_an_oblique_grid():
+    _, affine = oblique_grid(shape=(6, 7, 5), spacing=(3.0, 2.0, 3.5))
+    assert spacing_of(affine) == pytest.approx((3.0, 2.0, 3.5))  # column norms, not row norms
+    idx = np.array([[0, 0, 0], [5, 6, 4], [2.5, 1.0, 3.0]])
+    world = np.stack([affine[:3, :3] @ i + affine[:3, 3] for i in idx])  # the oracle, one point at a time
+    np.testing.assert_allclose(index_to_world(affine, idx), world, atol=1e-9)
+    np.testing.assert_allclose(world_to_index(affine, world), idx, atol=1e-9)
+    np.testing.assert_allclose(world_to_index(affine, index_to_world(affine, idx[None]))[0], idx, atol=1e-9)
+
+
+def test_affines_come_back_float64_whatever_the_header_stored():
+    data, affine = reoriented(*oblique_grid(shape=(8, 9, 7), spacing=(8.0, 8.0, 9.0)), "PRI")
+    model, model_affine = to_model_axes(data, affine.astype(np.float32))
+    assert model_affine.dtype == np.float64
+    assert model_to_ras(model, model_affine.astype(np.float32))[1].dtype == np.float64
+
+
+def test_model_to_ras_writes_channels_last_and_refuses_other_shapes():
+    x, _ = model_axes_head()
+    both = np.stack([x, 3 * x])  # (C, D, H, W)
+    ras, _ = model_to_ras(both, np.eye(4))
+    single, _ = model_to_ras(x, np.eye(4))
+    assert ras.shape == (*single.shape, 2)  # (X, Y, Z, C)
+    np.testing.assert_array_equal(ras[..., 0], single)
+    np.testing.assert_array_equal(ras[..., 1], 3 * single)
+    with pytest.raises(ValueError, match=r"expected a \(D, H, W\) or \(C, D, H, W\) array, got shape \(4, 5\)"):
+        model_to_ras(np.zeros((4, 5)), np.eye(4))
