@@ -349,8 +349,63 @@ def run_mutmut(work: Path, children: int, log=print) -> dict:
         counts[st] = counts.get(st, 0) + 1
     killed = counts.get("killed", 0)
     log(f"mutmut: {len(status)} mutants, {killed} killed, {len(survivors)} not killed ({seconds:.0f} s)")
-    return {"files": list(MUTMUT_FILES), "names": list(MUTMUT_NAMES), "tests": list(MUTMUT_TESTS),
+    from importlib.metadata import version
+
+    return {"mutmut_version": version("mutmut"), "files": list(MUTMUT_FILES), "names": list(MUTMUT_NAMES),
+            "tests": list(MUTMUT_TESTS),
             "mutants": len(status), "counts": counts, "seconds": round(seconds, 1), "survivors": survivors}
+
+
+def _record(key: str, value: dict) -> None:
+    """Merge one run's result into bench/mutation.json."""
+    path = Path(__file__).resolve().parent / "mutation.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# survivors of the broader run that no test can kill, each with the reason (mutmut names are stable for a given source)
+EQUIVALENT: dict[str, str] = {}
+
+
+def mutation_markdown(data: dict) -> str:
+    """The "Mutation testing" section of bench/results.md from bench/mutation.json."""
+    lines = ["## Mutation testing (laterality)", ""]
+    curated = data.get("curated")
+    if curated:
+        lines += ["Curated mutants (`bench/mutants.py`): each patch flips the patient somewhere; the tree is copied, "
+                  "patched, and the covering test files run with `pytest -x`. Measured "
+                  f"{curated['measured_at']} on a shared, busy 2-core machine ({curated['seconds']:.0f} s in all).", "",
+                  f"**{curated['killed']} of {curated['total']} killed.**", "",
+                  "| mutant | file | what it breaks | result | killed by |", "|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | `{r['path']}` | {r['what']} | {r['status']} | `{r['killer']}` |"
+                  for r in curated["rows"]]
+        lines += [""]
+    mm = data.get("mutmut")
+    if mm:
+        counts = mm["counts"]
+        killed = counts.get("killed", 0)
+        equivalent = [n for n in mm["survivors"] if n in EQUIVALENT]
+        open_ = [n for n in mm["survivors"] if n not in EQUIVALENT]
+        scored = mm["mutants"] - len(equivalent)
+        lines += [f"Broader run (`bench/mutants.py --mutmut`, mutmut {mm.get('mutmut_version', '')}): every operator, "
+                  "constant and argument mutant of " + ", ".join(f"`{f}`" for f in mm["files"][:3])
+                  + " and of the mirror / side helpers (`mirrored_side`, `mirror_test`, `swap_sides`, `mirror_truth`, "
+                  "`FlipPolicy.mirrored`, `VolumeSource.__call__`, `side_of`, `side_set`, `side_from_shares`), each run "
+                  f"against the tests covering its function ({len(mm['tests'])} test files).", "",
+                  f"**Mutation score {killed}/{mm['mutants']} = {killed / mm['mutants']:.1%}**; "
+                  f"excluding the {len(equivalent)} equivalent mutants listed below: {killed}/{scored} = "
+                  f"{killed / max(scored, 1):.1%}. Outcomes: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" ({mm['seconds']:.0f} s).", ""]
+        if equivalent:
+            lines += ["Surviving mutants that are equivalent (no input can tell them from the original):", "",
+                      "| mutant | change | why it is equivalent |", "|---|---|---|"]
+            for n in equivalent:
+                change = " / ".join(x.strip() for x in mm["survivors"][n]["diff"].splitlines()).replace("|", "\\|")
+                lines.append(f"| {n.split('.')[-1]} | `{change[:160]}` | {EQUIVALENT[n]} |")
+            lines += [""]
+        lines += [f"Surviving and not explained: {len(open_)}" + (": " + ", ".join(open_) if open_ else "."), ""]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,9 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="brain3d-mutmut-") as tmp:
                 result = run_mutmut(Path(tmp), a.children)
-        json_path = Path(__file__).resolve().parent / "mutation.json"
-        previous = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
-        json_path.write_text(json.dumps({**previous, "mutmut": result}, indent=2) + "\n", encoding="utf-8")
+        _record("mutmut", result)
         return 0
     chosen = MUTANTS
     if a.only:
@@ -384,11 +437,21 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.name:32s} {m.path:34s} {m.what}")
         return 0
+    t0 = time.perf_counter()
     outcomes = run(chosen, a.timeout, baseline=not a.no_baseline)
     table = markdown(outcomes)
     print("\n" + table)
     if a.markdown:
         a.markdown.write_text(table, encoding="utf-8")
+    if chosen == MUTANTS:  # a full run is recorded for bench/results.md
+        from datetime import datetime, timezone
+
+        curated = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+                   "seconds": round(time.perf_counter() - t0, 1), "total": len(outcomes),
+                   "killed": sum(o.status == "killed" for o in outcomes),
+                   "rows": [{"name": o.mutant.name, "path": o.mutant.path, "what": o.mutant.what, "status": o.status,
+                             "killer": o.killer, "seconds": round(o.seconds, 1)} for o in outcomes]}
+        _record("curated", curated)
     return 0 if all(o.status == "killed" for o in outcomes) else 1
 
 

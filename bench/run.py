@@ -194,7 +194,13 @@ def markdown(report: dict) -> str:
     else:
         lines += ["## Serving under load", "", "Not part of this run: `.venv/bin/python bench/serve.py` writes "
                   "bench/serve.json and this section.", ""]
-    lines += ["Every number above, with its settings, is in results.json (serving: serve.json)."]
+    mutation = BENCH / "mutation.json"
+    if mutation.is_file():  # the mutation runs go on their own (bench/mutants.py); their tables are kept here
+        lines += [_module("mutants").mutation_markdown(json.loads(mutation.read_text(encoding="utf-8"))).rstrip(), ""]
+    else:
+        lines += ["## Mutation testing (laterality)", "", "Not part of this run: `.venv/bin/python bench/mutants.py` "
+                  "and `bench/mutants.py --mutmut` write bench/mutation.json and this section.", ""]
+    lines += ["Every number above, with its settings, is in results.json (serving: serve.json; mutation: mutation.json)."]
     return "\n".join(lines) + "\n"
 
 

@@ -231,6 +231,114 @@ def test_unsupported_extension_and_single_dicom(tmp_path):
         read_volume(tmp_path / "one.dcm")
 
 
+def test_trailing_singleton_axes_and_volume_index_of_a_3d_scan(tmp_path):
+    data = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32)
+    p = save_nifti(data[..., None], np.eye(4), tmp_path / "one.nii")  # (X, Y, Z, 1): a 3D scan
+    vol = read_volume(p)
+    assert vol.shape == (5, 7, 6) and vol.data.ndim == 3
+    np.testing.assert_array_equal(read_volume(p, volume_index=0).data, vol.data)  # the one volume there is
+    with pytest.raises(VolumeError, match=r"one\.nii: is 3D; --volume-index 2 does not exist"):
+        read_volume(p, volume_index=2)
+    with pytest.raises(VolumeError, match=r"five\.nii: has 5 dimensions \(shape \(6, 7, 5, 2, 2\)\); expected a 3D volume"):
+        read_volume(save_nifti(np.zeros((6, 7, 5, 2, 2), np.float32) + data[..., None, None], np.eye(4),
+                               tmp_path / "five.nii"))
+    with pytest.raises(VolumeError, match=r"neg\.nii: has no volume -1 \(0\.\.2\)"):
+        read_volume(save_nifti(np.stack([data] * 3, axis=-1), np.eye(4), tmp_path / "neg.nii"), volume_index=-1)
+
+
+def _with_sform(data: np.ndarray, affine: np.ndarray, path):
+    """A NIfTI whose only orientation is the sform `affine` (nibabel cannot write a singular qform)."""
+    img = nib.Nifti1Image(data, np.eye(4))
+    img.set_qform(None, code=0)
+    img.set_sform(affine, code=2)
+    nib.save(img, str(path))
+    return path
+
+
+def test_singular_and_non_finite_affines_are_refused(tmp_path):
+    data = np.random.default_rng(1).random((6, 7, 5)).astype(np.float32)
+    flat = np.diag([1.0, 1.0, 0.0, 1.0])
+    with pytest.raises(VolumeError, match=r"flat\.nii: has an invalid \(singular or non-finite\) orientation matrix"):
+        read_volume(_with_sform(data, flat, tmp_path / "flat.nii"))
+    with pytest.raises(VolumeError, match="invalid"):
+        read_volume(_with_sform(data, np.diag([1.0, np.inf, 1.0, 1.0]), tmp_path / "inf.nii"))
+    tiny = np.diag([1e-4, 1e-4, 1e-4, 1.0])  # determinant 1e-12: singular for the reader
+    with pytest.raises(VolumeError, match="invalid"):
+        read_volume(_with_sform(data, tiny, tmp_path / "tiny.nii"))
+    ok = np.diag([2e-3, 1.0, 1.0, 1.0])  # determinant 2e-3: thin but valid
+    assert read_volume(_with_sform(data, ok, tmp_path / "thin.nii")).spacing == pytest.approx((1.0, 1.0, 2e-3))
+
+
+def test_itk_images_that_are_not_scalar_3d_volumes_are_refused(tmp_path):
+    import SimpleITK as sitk
+
+    flat = sitk.GetImageFromArray(np.random.default_rng(2).random((8, 9)).astype(np.float32))
+    sitk.WriteImage(flat, str(tmp_path / "slice.mha"))
+    with pytest.raises(VolumeError, match=r"slice\.mha: is a 2D image, not a 3D volume"):
+        read_volume(tmp_path / "slice.mha")
+    rgb = sitk.GetImageFromArray(np.random.default_rng(3).integers(0, 255, (4, 5, 6, 3)).astype(np.uint8),
+                                 isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.nrrd"))
+    with pytest.raises(VolumeError, match=r"rgb\.nrrd: has multi-component \(e\.g\. RGB\) voxels"):
+        read_volume(tmp_path / "rgb.nrrd")
+    vol = sitk.GetImageFromArray(np.random.default_rng(4).random((4, 5, 6)).astype(np.float32))
+    sitk.WriteImage(vol, str(tmp_path / "big.mha"))
+    with pytest.raises(VolumeError, match=r"big\.mha: is too large \(6×5×4 = 120 voxels, limit 100\)"):
+        read_volume(tmp_path / "big.mha", max_voxels=100)
+    assert read_volume(tmp_path / "big.mha", max_voxels=120).shape == (4, 5, 6)  # the limit itself is allowed
+    (tmp_path / "junk.mha").write_bytes(b"ObjectType = Image\nNDims = 3\n")
+    with pytest.raises(VolumeError, match=r"junk\.mha: cannot be read \("):
+        read_volume(tmp_path / "junk.mha")
+
+
+def test_a_one_slice_dicom_series_and_a_too_large_series_are_refused(tmp_path, ras):
+    data, affine = ras
+    small = np.round(data[::8, ::8, ::8]).astype(np.int16)
+    aff = affine.copy()
+    aff[:3, :3] *= 8
+    one = write_dicom_series(small[:, :, 3:4], aff, tmp_path / "one", "1.2.3.9")
+    with pytest.raises(VolumeError, match=r"DICOM series 1\.2\.3\.9 has a single slice, not a 3D volume"):
+        read_volume(one)
+    many = write_dicom_series(small, aff, tmp_path / "many", "1.2.3.10")
+    n = small.size
+    with pytest.raises(VolumeError, match=rf"is too large \(.* = {n:,} voxels, limit {n - 1:,}\)"):
+        read_volume(many, max_voxels=n - 1)
+    assert read_volume(many, max_voxels=n).data.size == n
+
+
+def test_write_nifti_plain_and_gzip_and_from_a_tensor(tmp_path, ras):
+    import torch
+
+    vol = read_volume(save_nifti(*reoriented(*ras, "LPS"), tmp_path / "lps.nii.gz"))
+    plain = write_nifti(torch.from_numpy(vol.data), vol.affine, tmp_path / "map.nii")
+    assert plain.read_bytes()[344:348] == b"n+1\0"  # an uncompressed single-file NIfTI-1
+    zipped = write_nifti(vol.data, vol.affine, tmp_path / "map.nii.gz")
+    assert zipped.read_bytes()[:2] == b"\x1f\x8b"
+    for path in (plain, zipped):
+        back = read_volume(path)
+        np.testing.assert_array_equal(back.data, vol.data)
+        assert int(nib.load(str(path)).header["qform_code"]) == 1
+
+
+def test_sequences_keep_their_names_and_an_empty_list_is_refused(tmp_path, ras):
+    data, affine = ras
+    a = save_nifti(data, affine, tmp_path / "flair.nii.gz")
+    b = save_nifti(data * 3, affine, tmp_path / "t2.nii.gz")
+    vol = read_sequences([a, b])
+    assert vol.sequences == ("flair.nii.gz", "t2.nii.gz")  # file names when no names are given
+    np.testing.assert_allclose(vol.data[1], 3 * vol.data[0], rtol=1e-6)  # same grid: taken as is
+    with pytest.raises(VolumeError, match="no input volume given"):
+        read_sequences([])
+
+
+def test_error_detail_is_the_first_line_of_the_cause_cut_at_200_characters():
+    from brain3d.io import _short
+
+    assert _short(ValueError("first line\nsecond line")) == "first line"
+    assert _short(ValueError("x" * 300)) == "x" * 200
+    assert _short(ValueError("")) == "ValueError"
+
+
 def test_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VolumeError, match="folder without a readable DICOM series"):
