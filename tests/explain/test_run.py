@@ -174,9 +174,9 @@ def test_bad_scans_fail_alone_and_leave_nothing_half_written(tiny_brain3d, scans
 def test_a_dicom_series_gets_its_map_on_its_own_grid_and_seeds_reproduce(tiny_brain3d, tmp_path):
     from brain3d.io import read_volume
     from brain3d.reporting.inputs import discover
-    from tests.volumes import write_dicom_series
+    from tests.volumes import oblique_grid, write_dicom_series
 
-    data, affine = ras_grid(shape=(24, 28, 20), spacing=(6.0, 6.0, 7.0))
+    data, affine = oblique_grid(shape=(24, 28, 20), spacing=(6.0, 6.0, 7.0))  # 35 and 40 degrees off the axes
     stored, stored_affine = reoriented(np.round(data).astype(np.int16), affine, "LPS")
     folder = write_dicom_series(stored, stored_affine, tmp_path / "dcm", "1.2.826.0.1.3680043.8.498.15")
     (scan,) = discover([str(folder)])
@@ -184,6 +184,9 @@ def test_a_dicom_series_gets_its_map_on_its_own_grid_and_seeds_reproduce(tiny_br
     exp = explain_scan(tiny_brain3d, scan, cfg, out=tmp_path / "out", report=REPORT)
     img = nib.load(str(exp.files["nifti"]))
     assert img.shape == stored.shape and np.allclose(img.affine, stored_affine, atol=1e-4)  # the series' own grid
+    lit = np.argwhere(np.asarray(img.dataobj) != 0)  # the map covers the head, in the series' own world coordinates
+    world = lit @ img.affine[:3, :3].T + img.affine[:3, 3]
+    assert np.abs(world.mean(axis=0)).max() < 12.0  # the head is centred on the world origin
     back = read_volume(exp.files["nifti"])  # read back into model axes: the model-grid map, resampled
     assert back.shape == read_volume(folder).shape and set(np.unique(back.data)) <= {0.0, *exp.weights.astype(np.float32)}
     again = explain_scan(tiny_brain3d, scan, cfg, report=REPORT)
