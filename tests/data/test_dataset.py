@@ -108,3 +108,34 @@ def test_volume_source_mirrors_the_patients_left_and_right(tmp_path):
     assert core[2] < w / 2 < mirrored_core[2]
     np.testing.assert_allclose(mirrored_core, [core[0], core[1], w - 1 - core[2]], atol=1e-6)
     torch.testing.assert_close(mirrored, plain.flip(-1))
+
+
+def test_volume_source_labels_land_on_the_scans_blob_and_mirror_with_it(tmp_path):
+    """A lesion mask drawn in world coordinates on a grid of its own (axis-aligned, 4 mm) for an oblique scan stored
+    LIP: on the model grid it covers the scan's blob (found by intensity, no affine involved), in the patient's-left
+    half of W, and the mirrored labels follow the mirrored scan."""
+    from brain3d.anatomy.rules import UNKNOWN_LABEL
+    from brain3d.data.dataset import VolumeSource
+    from brain3d.preprocess import PreprocessConfig
+    from tests.volumes import BLOB_WORLD, oblique_grid, ras_grid, reoriented, save_nifti, voxel_world
+
+    data, affine = oblique_grid(shape=(30, 32, 26), spacing=(6.0, 6.0, 7.0))
+    scan = save_nifti(*reoriented(data, affine, "LIP"), tmp_path / "obl.nii.gz")
+    _, mask_affine = ras_grid(shape=(44, 50, 40), spacing=(4.0, 4.0, 4.0))
+    near = np.linalg.norm(voxel_world(mask_affine, (44, 50, 40)) - np.array(BLOB_WORLD), axis=-1) < 12.0
+    seg = save_nifti(*reoriented((2.0 * near).astype(np.float32), mask_affine, "PRS"), tmp_path / "seg.nii.gz")
+    rec = Record(id="s", split="train", images={"flair": str(scan)}, mask=str(seg), report="A left lesion.",
+                 truth=Truth(side="left"))
+    source = VolumeSource(PreprocessConfig(size=(16, 32, 32), high=100.0), ["flair"])
+    for mirrored in (False, True):
+        labels = source.labels(rec, mirrored)
+        assert labels.shape == (16, 32, 32) and set(np.unique(labels.numpy())) == {0, 2}
+        lesion = np.argwhere(labels.numpy() == 2).mean(axis=0)
+        blob = np.argwhere(source(rec, mirrored)[0].numpy() >= 0.7).mean(axis=0)
+        assert np.abs(lesion - blob).max() < 1.5  # within about a model voxel
+        assert (lesion[2] < 16) != mirrored  # the patient's left half of W, or the right one when mirrored
+    assert torch.equal(source.labels(rec, True), source.labels(rec, False).flip(-1))
+    healthy = Record(id="h", split="train", images={"flair": str(scan)}, report="Normal.", healthy=True)
+    unknown = Record(id="u", split="train", images={"flair": str(scan)}, report="A lesion.", truth=Truth(side="left"))
+    assert not source.labels(healthy, False).any()
+    assert (source.labels(unknown, True) == UNKNOWN_LABEL).all()

@@ -75,3 +75,21 @@ def test_patch_stats_read_each_stem_window():
     assert torch.isclose(mean[1, 1, 0], torch.tensor(0.5 - 0.4 / 128))
     padded = patch_stats(vol, (2, 8, 8), (1, 8, 8), (1, 0, 0))  # the reference stem: depth stride 1, padding 1
     assert padded.shape == (1, 5 * 2 * 2, 3) and padded[..., 1].min() == 0.1  # padding never reads as dark
+
+
+def test_the_sided_half_weighs_the_patients_left_plus_and_the_right_minus():
+    """The side convention of the region tokens (as mirror_pool's difference half: left minus right), written out:
+    the sided half is the class-weighted mean of the centred tokens signed +1 on the low-W half (the patient's
+    left), -1 on the high-W half and 0 on a middle column."""
+    torch.manual_seed(0)
+    readout = RegionReadout(8, 16, stats_dim=3).eval()
+    for grid, signs in (((2, 1, 3), [1.0, 0.0, -1.0]), ((1, 2, 4), [1.0, 1.0, -1.0, -1.0])):
+        n = grid[0] * grid[1] * grid[2]
+        x = torch.randn(2, n, 11)  # (B, N, dv + S) in (d, h, w) order
+        t = readout(x, grid)  # (B, R, 2 dv)
+        p = torch.sigmoid(readout.logits(x))  # (B, N, R)
+        centred = x - x.mean(dim=1, keepdim=True)
+        norm = p.sum(dim=1).unsqueeze(-1) + readout.tau
+        sign = torch.tensor(signs).repeat(grid[0] * grid[1])  # (N,)
+        expected = readout.mix(torch.einsum("bnr,bnd->brd", p * sign[None, :, None], centred) / norm)
+        torch.testing.assert_close(t[..., 8:], expected, atol=1e-5, rtol=1e-5)
