@@ -327,9 +327,13 @@ def mutmut_config() -> str:
             "use_git_change_detection = false\n")
 
 
-def run_mutmut(work: Path, children: int, log=print) -> dict:
-    """mutmut over MUTMUT_FILES / MUTMUT_NAMES in a copy of the tree at `work`; returns counts and survivors (diffs)."""
-    mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
+def _mutmut_cmd() -> list[str]:
+    return [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
+
+
+def run_mutmut(work: Path, children: int, names: tuple[str, ...] = MUTMUT_NAMES, log=print) -> dict:
+    """mutmut over MUTMUT_FILES, the mutants matching `names`, in a copy of the tree at `work` (made when missing);
+    returns {"status": {mutant: outcome}, "diffs": {mutant: diff} for those not killed, "seconds", ...}."""
     if not (work / "pyproject.toml").is_file():
         work.mkdir(parents=True, exist_ok=True)
         copy_tree(work)
@@ -338,39 +342,54 @@ def run_mutmut(work: Path, children: int, log=print) -> dict:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     t0 = time.perf_counter()
-    subprocess.run([*mutmut, "run", "--max-children", str(children), *MUTMUT_NAMES], cwd=work, env=env,
+    subprocess.run([*_mutmut_cmd(), "run", "--max-children", str(children), *names], cwd=work, env=env,
                    stdout=subprocess.DEVNULL, check=False)
     seconds = time.perf_counter() - t0
-    out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True,
-                         encoding="utf-8", check=True).stdout
+    out = subprocess.run([*_mutmut_cmd(), "results", "--all", "true"], cwd=work, env=env, capture_output=True,
+                         text=True, encoding="utf-8", check=True).stdout
     status: dict[str, str] = {}
     for line in out.splitlines():
         name, _, st = line.strip().rpartition(": ")
-        if name and any(fnmatch(name, pat) for pat in MUTMUT_NAMES):
+        if name and any(fnmatch(name, pat) for pat in names):
             status[name] = st
-    survivors = {}
-    for name, st in sorted(status.items()):
-        if st in ("survived", "no tests", "timeout", "suspicious"):
-            diff = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True,
-                                  encoding="utf-8").stdout
-            survivors[name] = {"status": st, "diff": "\n".join(ln for ln in diff.splitlines()
-                                                                if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++")))}
-    counts: dict[str, int] = {}
-    for st in status.values():
-        counts[st] = counts.get(st, 0) + 1
-    killed = counts.get("killed", 0)
-    log(f"mutmut: {len(status)} mutants, {killed} killed, {len(survivors)} not killed ({seconds:.0f} s)")
+    diffs = {name: mutant_diff(work, name, env) for name, st in sorted(status.items()) if st not in KILLED}
+    log(f"mutmut: {len(status)} mutants, {sum(st in KILLED for st in status.values())} killed, {len(diffs)} not "
+        f"killed ({seconds:.0f} s)")
     from importlib.metadata import version
 
     return {"mutmut_version": version("mutmut"), "files": list(MUTMUT_FILES), "names": list(MUTMUT_NAMES),
-            "tests": list(MUTMUT_TESTS),
-            "mutants": len(status), "counts": counts, "seconds": round(seconds, 1), "survivors": survivors}
+            "tests": list(MUTMUT_TESTS), "seconds": round(seconds, 1), "status": status, "diffs": diffs}
+
+
+KILLED = ("killed", "segfault")  # a mutant that crashes the test process is caught as surely as a failing test
+
+
+def mutant_diff(work: Path, name: str, env: dict) -> str:
+    shown = subprocess.run([*_mutmut_cmd(), "show", name], cwd=work, env=env, capture_output=True, text=True,
+                           encoding="utf-8").stdout
+    return "\n".join(ln for ln in shown.splitlines() if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++")))
+
+
+def merge_mutmut(previous: dict | None, new: dict) -> dict:
+    """A rerun of some mutants (after new tests) updates their outcomes; the others keep theirs."""
+    if not previous:
+        return new
+    status = {**previous["status"], **new["status"]}
+    diffs = {n: d for n, d in {**previous["diffs"], **new["diffs"]}.items() if status.get(n) not in KILLED}
+    runs = previous.get("runs", [{"seconds": previous["seconds"], "mutants": len(previous["status"])}])
+    return {**new, "status": status, "diffs": diffs, "seconds": round(sum(r["seconds"] for r in runs) + new["seconds"], 1),
+            "runs": [*runs, {"seconds": new["seconds"], "mutants": len(new["status"])}]}
+
+
+def _recorded() -> dict:
+    path = Path(__file__).resolve().parent / "mutation.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _record(key: str, value: dict) -> None:
     """Merge one run's result into bench/mutation.json."""
     path = Path(__file__).resolve().parent / "mutation.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = _recorded()
     data[key] = value
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -394,28 +413,35 @@ def mutation_markdown(data: dict) -> str:
         lines += [""]
     mm = data.get("mutmut")
     if mm:
-        counts = mm["counts"]
-        killed = counts.get("killed", 0)
-        equivalent = [n for n in mm["survivors"] if n in EQUIVALENT]
-        open_ = [n for n in mm["survivors"] if n not in EQUIVALENT]
-        scored = mm["mutants"] - len(equivalent)
+        status, diffs = mm["status"], mm["diffs"]
+        total = len(status)
+        killed = sum(st in KILLED for st in status.values())
+        counts: dict[str, int] = {}
+        for st in status.values():
+            counts[st] = counts.get(st, 0) + 1
+        equivalent = [n for n in diffs if n in EQUIVALENT]
+        open_ = [n for n in diffs if n not in EQUIVALENT]
+        scored = total - len(equivalent)
+        runs = mm.get("runs")
         lines += [f"Broader run (`bench/mutants.py --mutmut`, mutmut {mm.get('mutmut_version', '')}): every operator, "
-                  "constant and argument mutant of " + ", ".join(f"`{f}`" for f in mm["files"][:3])
-                  + " and of the mirror / side helpers (`mirrored_side`, `mirror_test`, `swap_sides`, `mirror_truth`, "
-                  "`FlipPolicy.mirrored`, `VolumeSource.__call__`, `side_of`, `side_set`, `side_from_shares`), each run "
-                  f"against the tests covering its function ({len(mm['tests'])} test files).", "",
-                  f"**Mutation score {killed}/{mm['mutants']} = {killed / mm['mutants']:.1%}**; "
-                  f"excluding the {len(equivalent)} equivalent mutants listed below: {killed}/{scored} = "
-                  f"{killed / max(scored, 1):.1%}. Outcomes: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" ({mm['seconds']:.0f} s).", ""]
+                  "constant and argument mutant of `brain3d/orientation.py`, `brain3d/io.py` and of the mirror / side "
+                  "helpers (`side_from_shares`, `mirrored_side`, `mirror_test`, `swap_sides`, `mirror_truth`, "
+                  "`FlipPolicy.mirrored`, `VolumeSource.__call__`, `side_of`, `side_set`), each run against the tests "
+                  f"that cover its function ({len(mm['tests'])} test files), in a copy of the tree; "
+                  + (f"{len(runs)} runs ({' + '.join(str(r['mutants']) for r in runs)} mutants: the whole set, then "
+                     "the functions that still had survivors, after the tests written to kill them), "
+                     if runs else "") + f"{mm['seconds']:.0f} s in all on a shared, busy 2-core machine.", "",
+                  f"**Mutation score {killed}/{total} = {killed / total:.1%}** (a crash of the test process counts as a "
+                  f"kill); the {len(equivalent)} surviving mutants below are equivalent, so {killed}/{scored} = "
+                  f"{killed / max(scored, 1):.1%} of the mutants that can be killed are. Outcomes: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".", ""]
         if equivalent:
-            lines += ["Surviving mutants that are equivalent (no input can tell them from the original):", "",
-                      "| mutant | change | why it is equivalent |", "|---|---|---|"]
+            lines += ["| surviving mutant | change | why no test can kill it |", "|---|---|---|"]
             for n in equivalent:
-                change = " / ".join(x.strip() for x in mm["survivors"][n]["diff"].splitlines()).replace("|", "\\|")
-                lines.append(f"| {n.split('.')[-1]} | `{change[:160]}` | {EQUIVALENT[n]} |")
+                change = " → ".join(x[1:].strip() for x in diffs[n].splitlines()).replace("|", "\\|")
+                lines.append(f"| {n.removeprefix('brain3d.')} | `{change[:180]}` | {EQUIVALENT[n]} |")
             lines += [""]
-        lines += [f"Surviving and not explained: {len(open_)}" + (": " + ", ".join(open_) if open_ else "."), ""]
+        lines += [f"Surviving and not explained: {len(open_)}" + (" — " + ", ".join(open_) if open_ else "."), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -429,14 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mutmut", action="store_true", help="the broader mutmut run instead (writes bench/mutation.json)")
     ap.add_argument("--work", type=Path, help="with --mutmut: the folder of the tree copy (kept, so a rerun resumes)")
     ap.add_argument("--children", type=int, default=2, help="with --mutmut: parallel mutant runs")
+    ap.add_argument("--names", nargs="*", help="with --mutmut: rerun only these mutant patterns (e.g. after new tests) "
+                                               "and merge their outcomes into bench/mutation.json")
     a = ap.parse_args(argv)
     if a.mutmut:
+        names = tuple(a.names) if a.names else MUTMUT_NAMES
         if a.work is not None:
-            result = run_mutmut(a.work, a.children)
+            result = run_mutmut(a.work, a.children, names)
         else:
             with tempfile.TemporaryDirectory(prefix="brain3d-mutmut-") as tmp:
-                result = run_mutmut(Path(tmp), a.children)
-        _record("mutmut", result)
+                result = run_mutmut(Path(tmp), a.children, names)
+        _record("mutmut", merge_mutmut(_recorded().get("mutmut") if a.names else None, result))
         return 0
     chosen = MUTANTS
     if a.only:

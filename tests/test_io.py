@@ -496,3 +496,85 @@ def test_oblique_scan_preprocesses_with_the_blob_at_its_world_position(tmp_path,
     assert centre[2] < x.shape[2] / 2
     world = mv.affine[:3, :3] @ centre + mv.affine[:3, 3]
     assert np.linalg.norm(world - np.array(BLOB_WORLD)) < 6.0  # the model grid is about 11 mm
+
+
+def test_reader_messages_name_the_file_and_say_why(tmp_path):
+    (tmp_path / "scan.png").write_bytes(b"x")
+    (tmp_path / "one.dcm").write_bytes(b"x")
+    png, dcm = (re.escape(str(tmp_path / n)) for n in ("scan.png", "one.dcm"))
+    with pytest.raises(VolumeError, match=rf"^{png}: unsupported file type \(expected \.nii, \.nii\.gz, \.nrrd, \.mha, "
+                                          r"\.mhd or a DICOM folder\)$"):
+        read_volume(tmp_path / "scan.png")
+    with pytest.raises(VolumeError, match=rf"^{dcm}: is a single DICOM file; pass the folder that holds the whole series$"):
+        read_volume(tmp_path / "one.dcm")
+    junk = tmp_path / "junk.nii"
+    junk.write_bytes(b"this is not a nifti header at all" * 3)
+    with pytest.raises(VolumeError, match=r"junk\.nii: cannot be read as NIfTI \(.{8,}\)$") as err:
+        read_volume(junk)
+    assert "(None)" not in str(err.value)
+    with pytest.raises(VolumeError, match=r"^no input volume given$"):
+        read_sequences([])
+
+
+def test_volume_remembers_its_source_and_is_float32(tmp_path):
+    data = (np.random.default_rng(7).random((6, 7, 5)) * 1000).astype(np.int16)
+    path = save_nifti(data, np.eye(4), tmp_path / "int.nii.gz")
+    vol = read_volume(path)
+    assert vol.source == str(path) and vol.data.dtype == np.float32
+    big = save_nifti((np.random.default_rng(9).random((40, 40, 40)) * 1000).astype(np.int16), np.eye(4),
+                     tmp_path / "big.nii.gz")
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(big.read_bytes()[: len(big.read_bytes()) // 2])
+    with pytest.raises(VolumeError, match=r"cut\.nii\.gz: is truncated or corrupt \(.{8,}\)$") as err:
+        read_volume(cut)
+    assert "(None)" not in str(err.value)
+
+
+def test_shape_limits_of_a_3d_volume(tmp_path):
+    rng = np.random.default_rng(8)
+    assert read_volume(save_nifti(rng.random((2, 5, 6)).astype(np.float32), np.eye(4), tmp_path / "thin.nii")).shape \
+        == (6, 5, 2)  # two voxels along an axis is still a volume
+    with pytest.raises(VolumeError, match=r"flat\.nii: is a 2D image \(shape \(8, 8, 1\)\), not a 3D volume"):
+        read_volume(save_nifti(rng.random((8, 8, 1)).astype(np.float32), np.eye(4), tmp_path / "flat.nii"))
+    series = save_nifti(rng.random((6, 7, 5, 3)).astype(np.float32), np.eye(4), tmp_path / "s.nii")
+    assert read_volume(series, volume_index=0).shape == (5, 7, 6)
+    with pytest.raises(VolumeError, match=r"s\.nii: has no volume 3 \(0\.\.2\)"):
+        read_volume(series, volume_index=3)
+    inf = rng.random((6, 7, 5)).astype(np.float32)
+    inf[1, 1, 1] = np.inf  # infinite but no NaN: the maximum alone is not finite
+    with pytest.raises(VolumeError, match=r"inf\.nii: contains 1 NaN or infinite voxels"):
+        read_volume(save_nifti(inf, np.eye(4), tmp_path / "inf.nii"))
+
+
+def test_a_nifti2_header_too_large_for_64_bit_integers_is_refused(tmp_path):
+    img = nib.Nifti2Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    path = tmp_path / "huge2.nii"
+    nib.save(img, str(path))
+    raw = bytearray(path.read_bytes())
+    hdr = nib.Nifti2Header.from_fileobj(__import__("io").BytesIO(bytes(raw)))
+    hdr.set_data_shape((2**22, 2**22, 2**22))  # 2^66 voxels: wraps to 0 as a 64-bit integer product
+    path.write_bytes(hdr.binaryblock + bytes(raw[len(hdr.binaryblock):]))
+    with pytest.raises(VolumeError, match=r"huge2\.nii: is too large \(4194304×4194304×4194304 = .* voxels, limit .*\); "
+                                          r"crop or downsample it first$"):
+        read_volume(path)
+
+
+def test_sequences_on_other_grids_are_resampled_and_reader_options_reach_every_file(tmp_path, ras):
+    data, affine = ras
+    a = save_nifti(data, affine, tmp_path / "a.nii.gz")
+    shifted = affine.copy()
+    shifted[0, 3] += 0.5  # same shape, half a millimetre away: another grid
+    b = save_nifti(world_image(voxel_world(shifted, data.shape)), shifted, tmp_path / "b.nii.gz")
+    cropped = save_nifti(data[:, :, :50], affine, tmp_path / "c.nii.gz")  # same affine, fewer voxels
+    vol = read_sequences([a, b, cropped])
+    np.testing.assert_allclose(vol.data[1], vol.data[0], atol=3.0)  # resampled back onto a's grid
+    assert np.abs(vol.data[1] - read_volume(b).data).max() > 0.5  # ... which is not b's own array
+    np.testing.assert_array_equal(vol.data[2][:50], vol.data[0][:50])  # the cropped one fills its part
+    assert not vol.data[2][50:].any()
+    small = np.round(data[::4, ::4, ::4]).astype(np.int16)
+    aff = affine.copy()
+    aff[:3, :3] *= 4
+    write_dicom_series(small, aff, tmp_path / "mixed", "1.2.3.21")
+    write_dicom_series(small + 5, aff, tmp_path / "mixed", "1.2.3.22")
+    both = read_sequences([tmp_path / "mixed", tmp_path / "mixed"], series_uid="1.2.3.22")
+    assert both.data.shape[0] == 2 and both.data.min() >= 5

@@ -139,3 +139,14 @@ def test_volume_source_labels_land_on_the_scans_blob_and_mirror_with_it(tmp_path
     unknown = Record(id="u", split="train", images={"flair": str(scan)}, report="A lesion.", truth=Truth(side="left"))
     assert not source.labels(healthy, False).any()
     assert (source.labels(unknown, True) == UNKNOWN_LABEL).all()
+
+
+def test_flip_policy_decisions_are_pinned_across_versions():
+    """Which subjects an epoch mirrors is part of a run's identity (a resumed run, or one rerun with a later version,
+    must mirror the same ones): the decisions of seed 3 are written out, and the seed and p both matter."""
+    def decisions(p: float, seed: int) -> str:
+        return "".join("1" if FlipPolicy(p=p, seed=seed).mirrored(f"s{i}", 0) else "0" for i in range(24))
+
+    assert decisions(0.5, 3) == "101000011111101011110010"
+    assert decisions(0.5, 4) == "111100010100000111010101"
+    assert decisions(0.25, 3) == "000000010010001011010010"  # a subset of p = 0.5's: one hash, two thresholds

@@ -40,3 +40,11 @@ def test_mirror_test_empty_denominators_are_none():
     assert r["flip_rate"] is None and r["bilateral_kept"] is None and r["consistency"] == 1.0
     with pytest.raises(ValueError):
         mirror_test(["left"], [])
+
+
+def test_mirror_test_keeps_bilateral_apart_and_refuses_unpaired_answers():
+    r = mirror_test(["bilateral", "bilateral", "bilateral", "left"], ["bilateral", "bilateral", "right", "right"])
+    assert r["bilateral_kept"] == pytest.approx(2 / 3) and r["n_bilateral"] == 3
+    assert r["consistency"] == pytest.approx(3 / 4) and r["flip_rate"] == 1.0
+    with pytest.raises(ValueError, match="mirror test needs paired answers: 2 originals vs 1 mirrors"):
+        mirror_test(["left", "right"], ["right"])
