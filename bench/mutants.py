@@ -469,6 +469,27 @@ EQUIVALENT: dict[str, str] = {
 }
 
 
+def _change(diff: str, context: int = 24) -> str:
+    """'old → new' of a one-line mutant, cut to the part that differs plus some context."""
+    rows = [x[1:].strip() for x in diff.splitlines()]
+    if len(rows) != 2:
+        return " → ".join(rows).replace("|", "\\|")
+    a, b = rows
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    lo = max(0, start - context)
+
+    def cut(x: str) -> str:
+        hi = min(len(x), len(x) - end + context)
+        return ("…" if lo else "") + x[lo:hi] + ("…" if hi < len(x) else "")
+
+    return f"{cut(a)} → {cut(b)}".replace("|", "\\|")
+
+
 def mutation_markdown(data: dict) -> str:
     """The "Mutation testing" section of bench/results.md from bench/mutation.json."""
     lines = ["## Mutation testing (laterality)", ""]
@@ -509,8 +530,7 @@ def mutation_markdown(data: dict) -> str:
         if equivalent:
             lines += ["| surviving mutant | change | why no test can kill it |", "|---|---|---|"]
             for n in equivalent:
-                change = " → ".join(x[1:].strip() for x in diffs[n].splitlines()).replace("|", "\\|")
-                lines.append(f"| {n.removeprefix('brain3d.')} | `{change[:180]}` | {EQUIVALENT[n]} |")
+                lines.append(f"| {n.removeprefix('brain3d.')} | `{_change(diffs[n])}` | {EQUIVALENT[n]} |")
             lines += [""]
         lines += [f"Surviving and not explained: {len(open_)}" + (" — " + ", ".join(open_) if open_ else "."), ""]
     return "\n".join(lines) + "\n"
