@@ -429,6 +429,13 @@ EQUIVALENT: dict[str, str] = {
                                            "scaled data as float",
     "brain3d.io.x__read_nifti__mutmut_27": "read_volume casts the array to float32 right after; nibabel already returns "
                                            "scaled data as float",
+    "brain3d.io.x__from_sitk__mutmut_68": "read_volume casts the array to float32 right after",
+    "brain3d.io.x_nifti_bytes__mutmut_32": "nibabel writes the image's affine into qform and sform already; the "
+                                           "explicit set_qform / set_sform that follow put the same one there",
+    "brain3d.io.x_nifti_bytes__mutmut_35": "nibabel writes the image's affine into qform and sform when the image is "
+                                           "made; set_qform(None, code=1) keeps that qform with code 1",
+    "brain3d.io.x_nifti_bytes__mutmut_40": "nibabel writes the image's affine into qform and sform when the image is "
+                                           "made; set_sform(None, code=1) keeps that sform with code 1",
     "brain3d.io.x__select_3d__mutmut_14": "a 4th axis shorter than 2 was removed just before (trailing singleton axes)",
     "brain3d.io.x__select_3d__mutmut_46": "the branch before catches ndim == 4, so >= 4 here is > 4",
     "brain3d.io.x__from_sitk__mutmut_21": _REVERSE,

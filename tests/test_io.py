@@ -578,3 +578,40 @@ def test_sequences_on_other_grids_are_resampled_and_reader_options_reach_every_f
     write_dicom_series(small + 5, aff, tmp_path / "mixed", "1.2.3.22")
     both = read_sequences([tmp_path / "mixed", tmp_path / "mixed"], series_uid="1.2.3.22")
     assert both.data.shape[0] == 2 and both.data.min() >= 5
+
+
+def test_degenerate_itk_and_dicom_geometry_and_a_corrupt_series_name_their_file(tmp_path, ras):
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.random.default_rng(10).random((4, 5, 6)).astype(np.float32))
+    img.SetSpacing((1e-5, 1e-5, 1e-5))  # ITK takes it; a 1e-15 mm^3 voxel is no scan
+    sitk.WriteImage(img, str(tmp_path / "tiny.mha"))
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tmp_path / 'tiny.mha'))}: has an invalid \(singular"):
+        read_volume(tmp_path / "tiny.mha")
+    data, affine = ras
+    small = np.round(data[::8, ::8, ::8]).astype(np.int16)
+    tiny = write_dicom_series(small, np.diag([1e-5, 1e-5, 1e-5, 1.0]), tmp_path / "tinydcm", "1.2.3.31")
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tiny))}: has an invalid \(singular"):
+        read_volume(tiny)
+    aff = affine.copy()
+    aff[:3, :3] *= 8
+    broken = write_dicom_series(small, aff, tmp_path / "broken", "1.2.3.32")
+    write_dicom_series(small[:-2, :, :1], aff, tmp_path / "broken", "1.2.3.32")  # slice 0 again, 2 columns short
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(broken))}: DICOM series 1\.2\.3\.32 cannot be read "
+                                          r"\(.{8,}\)$") as err:
+        read_volume(broken)
+    assert "(None)" not in str(err.value)
+
+
+def test_nifti_bytes_are_gzip_by_default_and_sequences_resample_linearly():
+    from brain3d.io import Volume, nifti_bytes, resample_to
+
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert nifti_bytes(x, np.eye(4))[:2] == b"\x1f\x8b"
+    assert gzip.decompress(nifti_bytes(x, np.eye(4))) == nifti_bytes(x, np.eye(4), gz=False)
+    squares = np.broadcast_to((np.arange(8, dtype=np.float32) ** 2)[None, None, :], (3, 3, 8)).copy()
+    target = np.eye(4)
+    target[2, 3] = 0.5
+    vol = Volume(squares, np.eye(4), (1.0, 1.0, 1.0), ("R", "A", "S"), "squares")
+    w = np.arange(6)
+    np.testing.assert_allclose(resample_to(vol, target, (3, 3, 6))[1, 1], (w**2 + (w + 1) ** 2) / 2, rtol=1e-6)
