@@ -194,8 +194,11 @@ def dicom_series_files(path: str | Path, series_uid: str | None = None) -> tuple
 
     path = Path(path)
     reader = sitk.ImageSeriesReader()
-    with quiet.native_stderr_discarded():
-        uids = list(reader.GetGDCMSeriesIDs(str(path)))
+    try:
+        with quiet.native_stderr_discarded():
+            uids = list(reader.GetGDCMSeriesIDs(str(path)))
+    except RuntimeError as exc:  # GDCM gives up on a file whose header contradicts itself
+        raise VolumeError(f"holds DICOM files that cannot be sorted into series ({_itk_reason(exc)})", path) from None
     if not uids:
         raise VolumeError("is a folder without a readable DICOM series", path)
     if series_uid is None:
@@ -204,8 +207,11 @@ def dicom_series_files(path: str | Path, series_uid: str | None = None) -> tuple
         series_uid = uids[0]
     elif series_uid not in uids:
         raise VolumeError(f"has no DICOM series {series_uid} (found: {', '.join(uids)})", path)
-    with quiet.native_stderr_discarded():
-        return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
+    try:
+        with quiet.native_stderr_discarded():
+            return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
+    except RuntimeError as exc:
+        raise VolumeError(f"holds DICOM files that cannot be sorted into series ({_itk_reason(exc)})", path) from None
 
 
 def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
