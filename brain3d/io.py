@@ -201,12 +201,13 @@ def dicom_series_files(path: str | Path, series_uid: str | None = None) -> tuple
         raise VolumeError(f"holds DICOM files that cannot be sorted into series ({_itk_reason(exc)})", path) from None
     if not uids:
         raise VolumeError("is a folder without a readable DICOM series", path)
+    named = ", ".join(u or "(one without a SeriesInstanceUID)" for u in uids)
     if series_uid is None:
         if len(uids) > 1:
-            raise VolumeError(f"holds {len(uids)} DICOM series; choose one with --series-uid: {', '.join(uids)}", path)
+            raise VolumeError(f"holds {len(uids)} DICOM series; choose one with --series-uid: {named}", path)
         series_uid = uids[0]
     elif series_uid not in uids:
-        raise VolumeError(f"has no DICOM series {series_uid} (found: {', '.join(uids)})", path)
+        raise VolumeError(f"has no DICOM series {series_uid} (found: {named})", path)
     try:
         with quiet.native_stderr_discarded():
             return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
@@ -219,7 +220,8 @@ def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> t
 
     series_uid, files = dicom_series_files(path, series_uid)
     if len(files) < 2:
-        raise VolumeError(f"DICOM series {series_uid} has a single slice, not a 3D volume", path)
+        raise VolumeError(f"DICOM series {series_uid or '(without a SeriesInstanceUID)'} has a single slice, not a 3D "
+                          "volume", path)
     check_dicom_series(files, path, series_uid, max_voxels)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
