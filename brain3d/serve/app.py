@@ -129,8 +129,6 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
         volume_index: int | None = Query(None, ge=0, description="The volume to read from a 4D NIfTI."),
         view: bool = Query(False, description="Keep the scan for the page's slice views (Brain3D-View header)."),
     ) -> JSONResponse:
-        if service.draining:
-            raise ShuttingDown()
         _require_ready(service)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cfg.max_upload_bytes:
@@ -217,6 +215,8 @@ def _status(service: ReportService) -> str:
 
 
 def _require_ready(service: ReportService) -> None:
+    if service.draining:
+        raise ShuttingDown()
     if not service.ready:
         raise HTTPException(503, service.load_error or "the model is still loading; retry shortly")
 

@@ -39,6 +39,7 @@ def test_a_draining_service_admits_nothing_and_says_so(trained_checkpoint, tmp_p
             r = client.post("/v1/reports", params=params, files={"files": ("a.nii.gz", blob_nifti())})
             assert r.status_code == 503 and r.json()["error"] == "the service is shutting down; retry in 5 s"
             assert r.headers["retry-after"] == "5"
+        assert client.get("/v1/model").json()["error"] == "the service is shutting down; retry in 5 s"
         assert "brain3d_draining 1.0" in client.get("/metrics").text
     assert not app.state.service.tmp_root.exists()
 
