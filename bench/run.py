@@ -8,7 +8,8 @@ Benchmarks (each compares two ways of doing the same work, measured in this one 
   generation     batched vs one-by-one report generation (bench/generation.py)
   prefill        LM prefill of 32 visual tokens vs a 64-slice 2D approach (bench/prefill.py)
   explain        3D LIME: batched vs one-at-a-time perturbation, same seed and samples (bench/explain.py)
-The serving load test (bench/serve.py: three `brain3d serve` processes) runs on its own; its serve.json is reported here.
+The serving load test (bench/serve.py: `brain3d serve` processes) and the fuzz soak (bench/fuzz.py) run on their own;
+their serve.json and fuzz.json are reported here.
 The laterality study (bench/laterality.py) takes long: `--laterality` runs it here; `--laterality-json F`
 reads a finished study's laterality.json into the report instead.
 `--quick` is a tiny smoke version (seconds per benchmark); its numbers only show that everything runs.
@@ -200,7 +201,13 @@ def markdown(report: dict) -> str:
     else:
         lines += ["## Mutation testing (laterality)", "", "Not part of this run: `.venv/bin/python bench/mutants.py` "
                   "and `bench/mutants.py --mutmut` write bench/mutation.json and this section.", ""]
-    lines += ["Every number above, with its settings, is in results.json (serving: serve.json; mutation: mutation.json)."]
+    soak = BENCH / "fuzz.json"
+    if soak.is_file():  # the fuzz soak runs on its own (bench/fuzz.py); kept here
+        lines += [_module("fuzz").markdown(json.loads(soak.read_text(encoding="utf-8"))).rstrip(), ""]
+    else:
+        lines += ["## Hostile input (fuzz soak)", "", "Not part of this run: `.venv/bin/python bench/fuzz.py` writes "
+                  "bench/fuzz.json and this section.", ""]
+    lines += ["Every number above, with its settings, is in results.json (serving: serve.json; fuzz soak: fuzz.json; mutation: mutation.json)."]
     return "\n".join(lines) + "\n"
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import typer
 
 from brain3d import quiet
 from brain3d.errors import Brain3DError
+from brain3d.fsutil import disk_errno, output_error
 
 COMMAND_MODULES = [
     "brain3d.commands.root",
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted; finished outputs were kept", err=True)
         return 130
+    except OSError as exc:  # a full or read-only disk that no writer named: still one sentence, naming the folder
+        if disk_errno(exc) is None:
+            raise
+        typer.echo(f"error: {output_error(exc, Path(exc.filename).parent if exc.filename else Path.cwd())}", err=True)
+        return 2
     except UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `brain3d`: help (rich prints it while formatting)
             text = exc.format_message()

@@ -14,6 +14,7 @@ class Brain3DError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = str(path) if path is not None else None
+        self.reason = message  # the sentence without the path, to name another file (e.g. the client's name)
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 
@@ -39,6 +40,11 @@ class TrainingError(Brain3DError):
 
 class ExplainError(Brain3DError):
     """A scan's report cannot be explained as asked, e.g. it does not contain the target word."""
+
+
+class OutputError(Brain3DError):
+    """An output folder cannot take a result: the disk is full, the folder is read-only or not writable. What was
+    finished stays; a rerun after space is freed resumes."""
 
 
 class ExportError(Brain3DError):

@@ -8,6 +8,7 @@ never consulted. Every failure is a `VolumeError` naming the file and the proble
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
+from brain3d import quiet
 from brain3d.errors import VolumeError
+from brain3d.headers import check_dicom_series, check_metaimage, check_nifti, check_nrrd, check_voxel_sizes
 from brain3d.orientation import from_model_axes, model_to_ras, orientation_codes, spacing_of, to_model_axes
 
 # 512³ float32 voxels ≈ 0.5 GiB: far above any brain MRI, below what would exhaust a workstation.
@@ -153,9 +156,10 @@ def _read_nifti(path: Path, volume_index: int | None, max_voxels: int) -> tuple[
     shape = tuple(int(s) for s in img.shape)
     affine = _checked_affine(img.affine, path)
     _guard_size(shape, max_voxels, path)
+    check_nifti(img, path)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
-    except (EOFError, OSError, ValueError, zlib.error) as exc:
+    except (EOFError, OSError, ValueError, OverflowError, TypeError, zlib.error) as exc:
         raise VolumeError(f"is truncated or corrupt ({_short(exc)})", path) from None
     return _select_3d(data, volume_index, path), affine
 
@@ -163,15 +167,22 @@ def _read_nifti(path: Path, volume_index: int | None, max_voxels: int) -> tuple[
 def _read_itk_file(path: Path, volume_index: int | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
+    name = path.name.lower()
+    if name.endswith((".mha", ".mhd")):
+        check_metaimage(path, max_voxels)  # ITK hangs or crashes on some lying MetaImage headers
+    elif name.endswith((".nrrd", ".nhdr")):
+        check_nrrd(path, max_voxels)
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
-        reader.ReadImageInformation()
+        with quiet.native_stderr_discarded():
+            reader.ReadImageInformation()
         size = tuple(reader.GetSize())
         _guard_size(size, max_voxels, path)
-        img = reader.Execute()
+        with quiet.native_stderr_discarded():
+            img = reader.Execute()
     except RuntimeError as exc:
-        raise VolumeError(f"cannot be read ({_short(exc)})", path) from None
+        raise VolumeError(f"cannot be read ({_itk_reason(exc)})", path) from None
     return _from_sitk(img, volume_index, path)
 
 
@@ -183,16 +194,25 @@ def dicom_series_files(path: str | Path, series_uid: str | None = None) -> tuple
 
     path = Path(path)
     reader = sitk.ImageSeriesReader()
-    uids = list(reader.GetGDCMSeriesIDs(str(path)))
+    try:
+        with quiet.native_stderr_discarded():
+            uids = list(reader.GetGDCMSeriesIDs(str(path)))
+    except RuntimeError as exc:  # GDCM gives up on a file whose header contradicts itself
+        raise VolumeError(f"holds DICOM files that cannot be sorted into series ({_itk_reason(exc)})", path) from None
     if not uids:
         raise VolumeError("is a folder without a readable DICOM series", path)
+    named = ", ".join(u or "(one without a SeriesInstanceUID)" for u in uids)
     if series_uid is None:
         if len(uids) > 1:
-            raise VolumeError(f"holds {len(uids)} DICOM series; choose one with --series-uid: {', '.join(uids)}", path)
+            raise VolumeError(f"holds {len(uids)} DICOM series; choose one with --series-uid: {named}", path)
         series_uid = uids[0]
     elif series_uid not in uids:
-        raise VolumeError(f"has no DICOM series {series_uid} (found: {', '.join(uids)})", path)
-    return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
+        raise VolumeError(f"has no DICOM series {series_uid} (found: {named})", path)
+    try:
+        with quiet.native_stderr_discarded():
+            return series_uid, list(reader.GetGDCMSeriesFileNames(str(path), series_uid))
+    except RuntimeError as exc:
+        raise VolumeError(f"holds DICOM files that cannot be sorted into series ({_itk_reason(exc)})", path) from None
 
 
 def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,13 +220,16 @@ def _read_dicom_folder(path: Path, series_uid: str | None, max_voxels: int) -> t
 
     series_uid, files = dicom_series_files(path, series_uid)
     if len(files) < 2:
-        raise VolumeError(f"DICOM series {series_uid} has a single slice, not a 3D volume", path)
+        raise VolumeError(f"DICOM series {series_uid or '(without a SeriesInstanceUID)'} has a single slice, not a 3D "
+                          "volume", path)
+    check_dicom_series(files, path, series_uid, max_voxels)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        img = reader.Execute()
+        with quiet.native_stderr_discarded():
+            img = reader.Execute()
     except RuntimeError as exc:
-        raise VolumeError(f"DICOM series {series_uid} cannot be read ({_short(exc)})", path) from None
+        raise VolumeError(f"DICOM series {series_uid} cannot be read ({_itk_reason(exc)})", path) from None
     _guard_size(tuple(img.GetSize()), max_voxels, path)
     return _from_sitk(img, None, path)
 
@@ -237,6 +260,8 @@ def _select_3d(data: np.ndarray, volume_index: int | None, path: Path) -> np.nda
     """Reduce to exactly three spatial axes: drop trailing singleton axes, pick one volume of a 4D series."""
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
+    if data.size == 0:
+        raise VolumeError(f"has no voxels (shape {tuple(data.shape)})", path)
     if data.ndim < 3 or min(data.shape[:3]) < 2:
         raise VolumeError(f"is a 2D image (shape {tuple(data.shape)}), not a 3D volume", path)
     if data.ndim == 4:
@@ -275,10 +300,29 @@ def _guard_size(shape: tuple[int, ...], max_voxels: int, path: Path) -> None:
 
 
 def _checked_affine(affine: np.ndarray, path: Path) -> np.ndarray:
+    """A usable voxel → world affine: finite, invertible, voxel sides of a plausible size, and its three axes pointing
+    in three different directions (else reorienting would drop one)."""
     affine = np.asarray(affine, dtype=np.float64)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise VolumeError("has an invalid (singular or non-finite) orientation matrix in its header", path)
+    check_voxel_sizes(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)), path)
+    if np.isnan(nib.orientations.io_orientation(affine)).any():
+        raise VolumeError("has an orientation matrix whose axes do not point in three different directions", path)
     return affine
+
+
+def _itk_reason(exc: BaseException) -> str:
+    """What an ITK exception says is wrong, without ITK's source locations and object addresses: teem's innermost
+    complaint for NRRD, else the first sentence of the ITK error."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    teem = [ln for ln in lines if re.match(r"^\[\w+\] ", ln)]
+    if teem:
+        return re.sub(r"^\[\w+\] \w+: ", "", teem[-1])[:200]
+    for line in lines:
+        found = re.search(r"ERROR: \w+\(0x[0-9a-fA-F]+\): (.*)$", line, flags=re.IGNORECASE)
+        if found and found.group(1).strip():
+            return found.group(1).split(". ")[0].strip()[:200]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 def _short(exc: BaseException) -> str:

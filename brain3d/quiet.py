@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
 from typing import Iterator
 
@@ -68,6 +69,9 @@ def silence_third_party() -> None:
     logger = logging.getLogger(_BNB_LOGGER)
     if _kernel_note not in logger.filters:
         logger.addFilter(_kernel_note)
+    # nibabel reports each header field it repairs while reading ("sizeof_hdr should be 348; ..."); what matters
+    # reaches the user as brain3d's one sentence about the file
+    logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 
 def four_bit_requested(device: object) -> None:
@@ -84,3 +88,35 @@ def ignoring(message: str, category: type[Warning] = Warning) -> Iterator[None]:
         if not is_verbose():
             warnings.filterwarnings("ignore", message=message, category=category)
         yield
+
+
+_native = {"depth": 0, "saved": None}
+_native_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_discarded() -> Iterator[None]:
+    """Discard what C++ libraries (ITK's MetaIO, teem, GDCM) print straight to the process's stderr inside the block;
+    their complaint reaches the user once, as the exception brain3d turns into one sentence. Nothing changes when
+    verbose. Safe across threads (the first to enter redirects, the last to leave restores); whatever else is
+    written to stderr meanwhile is discarded too, so keep the block to the library call."""
+    if is_verbose():
+        yield
+        return
+    with _native_lock:
+        if _native["depth"] == 0:
+            sys.stderr.flush()
+            _native["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _native["depth"] += 1
+    try:
+        yield
+    finally:
+        with _native_lock:
+            _native["depth"] -= 1
+            if _native["depth"] == 0:
+                os.dup2(_native["saved"], 2)
+                os.close(_native["saved"])
+                _native["saved"] = None

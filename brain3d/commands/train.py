@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
                  "or GPU); the per-process batch is the config's, so the effective batch is N times it."),
     ) -> None:
         """Train Brain3D: phase 1 contrastive grounding, phase 2A projector warm-up, phase 2B LoRA."""
+        from brain3d.errors import OutputError
+        from brain3d.fsutil import output_error
         from brain3d.train.config import load_config
         from brain3d.train.launch import run_processes, train_argv, under_launcher
         from brain3d.train.run import train
@@ -36,8 +38,11 @@ def register(app: typer.Typer) -> None:
             run_processes(processes, train_argv(config, manifest, out, phases, resume, vision_model, language_model,
                                                 set_, quiet), threads=cfg.threads or 1)
             return
-        summary = train(cfg, manifest, out, phases=phases, resume=resume, progress=not quiet,
-                        vision_model=vision_model, language_model=language_model)
+        try:
+            summary = train(cfg, manifest, out, phases=phases, resume=resume, progress=not quiet,
+                            vision_model=vision_model, language_model=language_model)
+        except OutputError as exc:  # finished phases and the last epoch's state are kept: --resume goes on from there
+            raise output_error(exc, exc.path, "then rerun with --resume to continue from the last saved epoch") from None
         if summary.get("world_size", 1) == 1 or _rank() == 0:
             typer.echo(json.dumps(_short(summary), indent=2))
 

@@ -24,7 +24,7 @@ from brain3d.data.dataset import VolumeSource
 from brain3d.data.manifest import Record, read_manifest
 from brain3d.errors import Brain3DError, CheckpointError
 from brain3d.eval.scoring import ScoreOptions, score_predictions
-from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, stable_int
+from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, ensure_dir, stable_int
 from brain3d.orientation import flip_left_right
 from brain3d.preprocess import PreprocessConfig
 
@@ -172,7 +172,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
     if opts.batch_size < 1:
         raise Brain3DError(f"batch size must be at least 1, got {opts.batch_size}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     records = list(records) if records is not None else select_records(manifest, opts)
     check_run_info(out, {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
                           "split": opts.split, "profile": opts.profile, "max_new_tokens": opts.max_new_tokens,

@@ -34,7 +34,7 @@ from brain3d.errors import Brain3DError
 from brain3d.eval import clinical, diagnostics, nlg, stats, tables
 from brain3d.eval.findings import finding_scores
 from brain3d.eval.unassessable import unassessable_lines, unassessable_section
-from brain3d.fsutil import atomic_write_json, atomic_write_text
+from brain3d.fsutil import atomic_write_json, atomic_write_text, ensure_dir
 from brain3d.vocabulary import FINDINGS
 
 GROUPS = ("healthy", "pathological", "left", "right", "bilateral", "undefined")
@@ -306,7 +306,7 @@ def metrics_markdown(result: dict) -> str:
 
 
 def write_outputs(result: dict, samples: list[dict], columns: dict[str, np.ndarray], out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     atomic_write_text(out_dir / PER_SAMPLE_FILE, per_sample_csv(samples, columns))
     atomic_write_text(out_dir / "metrics.md", metrics_markdown(result))
     atomic_write_json(out_dir / "metrics.json", result)

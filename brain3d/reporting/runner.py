@@ -23,7 +23,7 @@ from brain3d.vocabulary import (
 from brain3d.vocabulary.assessable import needs, reason
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
-from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, ensure_dir, read_jsonl
 from brain3d.preprocess import ModelVolume, PreprocessConfig, load_for_model
 from brain3d.reporting.inputs import ScanInput, safe_name
 from brain3d.reporting.schema import Findings, NotAssessable, ReportRecord
@@ -126,8 +126,7 @@ class ReportWriter:
     """Writes `<id>.txt`, `<id>.json` and appends `reports.jsonl` as each scan finishes (resumable)."""
 
     def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = ensure_dir(out_dir)
         self.jsonl = self.out_dir / "reports.jsonl"
 
     def done_ids(self) -> set[str]:

@@ -1,8 +1,9 @@
 """The FastAPI application: REST routes, probes, metrics, the page and its views.
 
 Every error a client can cause is answered as JSON `{"error": sentence}` with a 4xx status (503 + Retry-After when
-the queue is full); the sentence is the one the CLI would print for the same file, naming the file as the client
-named it.
+a queue is full or the service is draining, 507 when the server has no room for the upload); the sentence is the one
+the CLI would print for the same file, naming the file as the client named it. With a token configured, every
+endpoint but the probes and the page's static files answers 401 without it (brain3d.serve.auth).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from starlette.exceptions import HTTPException
 
 from brain3d.errors import Brain3DError
 from brain3d.reporting.schema import ReportRecord
-from brain3d.serve.batcher import QueueFull
+from brain3d.serve.auth import BearerAuth
+from brain3d.serve.batcher import QueueFull, ShuttingDown
 from brain3d.serve.config import ServeConfig
 from brain3d.serve.metrics import Metrics
 from brain3d.serve.scans import LoadedScan, load_upload
@@ -47,11 +49,14 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 ERRORS = {code: {"description": text, "content": {"application/json": {"example": {"error": example}}}}
           for code, text, example in [
               (400, "Malformed request", "sent 2 files but the model needs 1 (flair), one 'files' part each, in that order"),
+              (401, "No or wrong token (when the service has one)", "the token is not valid for this service"),
               (404, "Unknown phantom or view", "there is no demo phantom 'x'; GET /v1/phantoms lists them"),
               (413, "Upload too large", "upload is larger than the limit of 512 MB"),
               (415, "Not a volume format", "notes.txt: is not a volume this service reads (...)"),
               (422, "Not a usable 3D volume", "scan.nii.gz: is truncated or corrupt (...)"),
-              (503, "Queue full or model not loaded", "the report queue is full; retry in 2 s")]}
+              (503, "Queue full, draining before a stop, or model not loaded", "the report queue is full; retry in 2 s"),
+              (507, "No room on the server for the upload", "the server has no room for this upload (its upload "
+                                                             "folder is full or read-only); retry later")]}
 
 
 def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAPI:
@@ -73,19 +78,20 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
                   description="Radiology reports from 3D brain MRI (Brain3D method). Research software: every report "
                               "needs a radiologist's review.")
     app.state.service, app.state.views, app.state.metrics = service, views, metrics
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    if cfg.token is not None:
+        app.add_middleware(BearerAuth, token=cfg.token)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)  # outermost: refusals are counted too
     _error_handlers(app, service)
 
     @app.get("/healthz", tags=["probes"], summary="Liveness: the process answers")
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["probes"], summary="Readiness: the model is loaded and the batcher runs")
+    @app.get("/readyz", tags=["probes"], summary="Readiness: the model is loaded, the workers run, not draining")
     def readyz() -> JSONResponse:
         if service.ready:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "error" if service.load_error else "loading", "error": service.load_error},
-                            status_code=503)
+        return JSONResponse({"status": _status(service), "error": service.load_error}, status_code=503)
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics")
     def prometheus() -> Response:
@@ -94,10 +100,13 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
     @app.get("/v1/health", tags=["service"], summary="Model, device and queue")
     def health() -> dict:
         model = service.model
-        return {"status": "ok" if service.ready else ("error" if service.load_error else "loading"),
+        explainer = service.explainer
+        return {"status": "ok" if service.ready else _status(service),
                 "error": service.load_error, "model": str(cfg.checkpoint),
                 "device": str(model.device) if model is not None else None,
-                "queue": {"length": service.batcher.admitted, "capacity": cfg.queue_size, "batch": cfg.batch}}
+                "queue": {"length": service.batcher.admitted, "capacity": cfg.queue_size, "batch": cfg.batch},
+                "explain_queue": {"length": explainer.admitted, "capacity": cfg.explain_queue_size,
+                                  "running": explainer.running}}
 
     @app.get("/v1/model", tags=["service"], summary="The checkpoint's config, sequences and image size")
     def model_info() -> dict:
@@ -124,13 +133,16 @@ def create_app(cfg: ServeConfig, service: ReportService | None = None) -> FastAP
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cfg.max_upload_bytes:
             raise UploadError(f"upload is larger than the limit of {cfg.max_upload_mb} MB", 413)
-        with service.batcher.admission():
+        with service.admission(explain is not None):  # its own lane: an explanation never holds up a plain report
             folder = service.request_folder()
             try:
                 upload = await receive_form(request.stream(), request.headers.get("content-type"), folder,
                                             cfg.max_upload_bytes)
                 scan = await run_in_threadpool(_load, service, cfg, upload, folder, series_uid, volume_index)
-                result = await asyncio.wrap_future(service.submit(ReportJob(scan, mirror_check, explain)))
+                job = ReportJob(scan, mirror_check, explain)
+                result = await asyncio.wrap_future(service.submit(job))
+                if explain is not None and result.record.error is None:
+                    result = await asyncio.wrap_future(service.explain(job, result))
             finally:
                 await run_in_threadpool(shutil.rmtree, folder, True)
         body = result.record.model_dump(mode="json")
@@ -197,7 +209,14 @@ def _page_view(scan: LoadedScan, attribution: tuple | None) -> View:
     return page_view
 
 
+def _status(service: ReportService) -> str:
+    """What a service that is not ready is doing: draining, error (the model failed to load) or loading."""
+    return "draining" if service.draining else ("error" if service.load_error else "loading")
+
+
 def _require_ready(service: ReportService) -> None:
+    if service.draining:
+        raise ShuttingDown()
     if not service.ready:
         raise HTTPException(503, service.load_error or "the model is still loading; retry shortly")
 
@@ -223,7 +242,11 @@ def _error_handlers(app: FastAPI, service: ReportService) -> None:
 
     @app.exception_handler(QueueFull)
     async def queue_full(_request: Request, exc: QueueFull) -> JSONResponse:
-        service.metrics.rejected.inc()
+        (service.metrics.explain_rejected if exc.queue == "explanation" else service.metrics.rejected).inc()
+        return error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(ShuttingDown)
+    async def shutting_down(_request: Request, exc: ShuttingDown) -> JSONResponse:
         return error(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(HTTPException)

@@ -11,7 +11,8 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 @dataclass
 class Metrics:
-    """Requests (by route template and status), their latency, the queue, batches and reports."""
+    """Requests (by route template and status), their latency, the report queue, batches and reports; the explanation
+    lane's own queue, refusals and times; whether the service is draining."""
 
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
 
@@ -30,6 +31,17 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.generation = Histogram("brain3d_batch_seconds", "Time the model spent on one batch.",
                                     buckets=LATENCY_BUCKETS, registry=r)
+        self.explain_queue = Gauge("brain3d_explain_queue_length", "Explanation requests admitted and not yet "
+                                                                   "answered.", registry=r)
+        self.explain_capacity = Gauge("brain3d_explain_queue_capacity", "Explanation requests admitted at most at "
+                                                                        "once.", registry=r)
+        self.explain_rejected = Counter("brain3d_explain_rejected", "Explanation requests refused with 503 because "
+                                                                    "their queue was full.", registry=r)
+        self.explanations = Counter("brain3d_explanations", "Explanations computed.", ("outcome",), registry=r)
+        self.explain_seconds = Histogram("brain3d_explain_seconds", "Time the model spent on one explanation.",
+                                         buckets=LATENCY_BUCKETS + (600, 1800), registry=r)
+        self.draining = Gauge("brain3d_draining", "1 while the service finishes admitted requests before it stops.",
+                              registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

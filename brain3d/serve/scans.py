@@ -79,8 +79,8 @@ def load_upload(upload: Upload, folder: Path, sequences: Sequence[str], pre: Pre
     for i, part in enumerate(upload.files):
         try:
             paths.append(str(materialise(part, i, folder, max_zip_bytes, max_zip_members)))
-        except UploadError as exc:
-            raise UploadError(str(exc), exc.status, part.name) from None
+        except UploadError as exc:  # the file's own problem names it; the server's lack of room (507) does not
+            raise (exc if exc.status == 507 else UploadError(str(exc), exc.status, part.name)) from None
     return read_scan(paths, [f.name for f in upload.files], sequences, pre, series_uid, volume_index)
 
 

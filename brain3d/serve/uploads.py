@@ -9,6 +9,7 @@ an external data file) are refused, since reading them would open a path the cli
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import struct
 import zipfile
@@ -20,6 +21,7 @@ from typing import AsyncIterator, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from brain3d.errors import Brain3DError
+from brain3d.fsutil import disk_errno, output_error
 
 CHUNK = 1 << 20
 MAX_FIELD_BYTES = 4096
@@ -32,6 +34,15 @@ class UploadError(Brain3DError):
     def __init__(self, message: str, status: int, name: str | None = None) -> None:
         self.status = status
         super().__init__(message, name)
+
+
+STORAGE = "the server has no room for this upload (its upload folder is full or read-only); retry later"
+
+
+def storage_error(exc: BaseException, folder: Path) -> UploadError:
+    """507 for the client (no server path in it); the operator's log names the folder."""
+    logging.getLogger("brain3d.serve").error("%s", output_error(exc, folder, "then the service accepts uploads again"))
+    return UploadError(STORAGE, 507)
 
 
 @dataclass
@@ -81,7 +92,9 @@ async def receive_form(stream: AsyncIterator[bytes], content_type: str | None, f
         parser.finalize()
     except UploadError:
         raise
-    except Exception as exc:  # the parser's own errors for a malformed body
+    except Exception as exc:  # the parser's own errors for a malformed body; a full disk is the server's
+        if disk_errno(exc) is not None:
+            raise storage_error(exc, folder) from None
         raise UploadError(f"the multipart body is malformed ({type(exc).__name__})", 400) from None
     finally:
         sink.close()
@@ -261,7 +274,12 @@ def unpack_dicom_zip(path: Path, folder: Path, max_bytes: int, max_members: int)
             raise UploadError(f"holds {len(members)} files, more than the limit of {max_members}", 413)
         if sum(m.file_size for m in members) > max_bytes:
             raise UploadError(f"unpacks to more than {max_bytes // (1024 * 1024)} MB", 413)
-        folder.mkdir(mode=0o700)
+        try:
+            folder.mkdir(mode=0o700)
+        except OSError as exc:
+            if disk_errno(exc) is None:
+                raise
+            raise storage_error(exc, folder.parent) from None
         found, written = 0, 0
         for i, member in enumerate(members):
             target = folder / f"{i:05d}.dcm"
@@ -273,6 +291,8 @@ def unpack_dicom_zip(path: Path, folder: Path, max_bytes: int, max_members: int)
                             raise UploadError(f"unpacks to more than {max_bytes // (1024 * 1024)} MB", 413)
                         dst.write(chunk)
             except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, zlib.error) as exc:
+                if isinstance(exc, OSError) and disk_errno(exc) is not None:
+                    raise storage_error(exc, folder) from None
                 raise UploadError(f"has a member that cannot be unpacked ({type(exc).__name__})", 422) from None
             if _is_dicom(target):
                 found += 1

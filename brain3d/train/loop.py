@@ -11,9 +11,7 @@ so a run resumed from an epoch's state replays exactly what an unbroken run does
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from brain3d import quiet
 from brain3d.data.cache import tensors_digest
 from brain3d.data.dataset import ReportDataset, collate, epoch_batches
 from brain3d.errors import TrainingError
-from brain3d.fsutil import stable_int
+from brain3d.fsutil import append_jsonl_rows, stable_int
 from brain3d.train.features import TextBank
 from brain3d.train.findings import report_labels
 from brain3d.train.keywords import keyword_positions, keyword_weights
@@ -333,15 +331,6 @@ def _log(ctx: LoopContext, *rows: dict) -> None:
     if ctx.main:
         now = round(time.time(), 3)
         append_jsonl_rows(ctx.metrics_path, [{**r, "time": r.get("time", now)} for r in rows])
-
-
-def append_jsonl_rows(path: Path, rows: list[dict]) -> None:
-    """Append several JSON lines with a single flush + fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("".join(json.dumps(r) + "\n" for r in rows))
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _fmt(x: float | None) -> str:

@@ -110,3 +110,31 @@ def test_no_checkpoint_and_no_demo_is_a_clear_error(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(scans["ras"])]) == 2
     assert "no --checkpoint given and no demo checkpoint found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trouble", ["full", "read-only"])
+def test_a_full_or_read_only_disk_stops_with_one_sentence_and_the_rerun_finishes(checkpoint, scans, tmp_path, capsys,
+                                                                                  monkeypatch, trouble):
+    from tests.disk import Disk, leftovers
+
+    out = tmp_path / "out"
+    args = ["report", str(scans["folder"]), "-c", str(checkpoint), "--out", str(out), "--max-new-tokens", "8",
+            "--device", "cpu", "--batch-size", "1"]
+    disk = Disk(monkeypatch, writes=4)  # the first scan's .txt, .json and row; the second's .txt; then full
+    if trouble == "read-only":
+        disk.writes, disk.read_only = None, True
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    problem = "no space is left on the device; free space" if trouble == "full" else \
+        "the file system is read-only; make it writable or choose another folder"
+    assert err[-1] == f"error: {out}: cannot write here: {problem}, then rerun to resume (finished results are kept)"
+    assert leftovers(tmp_path) == []  # nothing half-written
+    rows = (out / "reports.jsonl").read_text(encoding="utf-8").splitlines() if trouble == "full" else []
+    assert [json.loads(r)["id"] for r in rows] == (["s0"] if trouble == "full" else [])
+    disk.free_space()
+    assert main(args) == 0
+    assert ("resuming: 1 scans already reported" in capsys.readouterr().err) == (trouble == "full")
+    rows = [json.loads(r) for r in (out / "reports.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["id"] for r in rows) == ["s0", "s1", "s2"]  # every record once
+    for r in rows:
+        assert ReportRecord.model_validate_json((out / f"{r['id']}.json").read_text(encoding="utf-8")).report == r["report"]

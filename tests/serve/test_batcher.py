@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from brain3d.serve.batcher import Batcher, QueueFull
+from brain3d.serve.batcher import Batcher, QueueFull, ShuttingDown
 
 
 def _batcher(run, batch=4, capacity=8, wait=0.2):
@@ -84,5 +84,45 @@ def test_stop_fails_jobs_still_waiting():
     b = Batcher(lambda ps: ps, batch=2, capacity=2, max_wait_s=0.0)  # never started
     f = b.submit("k", 1)
     b.stop()
-    with pytest.raises(RuntimeError, match="shutting down"):
+    with pytest.raises(ShuttingDown, match="the service stopped before this request was finished"):
         f.result(1)
+
+
+def test_abort_answers_the_running_batch_and_the_queue_and_the_late_result_is_dropped():
+    started, release = threading.Event(), threading.Event()
+
+    def run(payloads):
+        started.set()
+        release.wait(5)
+        return payloads
+
+    b = _batcher(run, batch=1, wait=0.0)
+    running, queued = b.submit("k", 1), b.submit("k", 2)
+    assert started.wait(5) and b.running == 1 and b.waiting == 1
+    assert b.abort(ShuttingDown(admitted=True)) == 2
+    for f in (running, queued):
+        with pytest.raises(ShuttingDown):
+            f.result(1)
+    release.set()  # the worker finishes its batch: the result has nowhere to go and the worker goes on
+    assert b.submit("k", 3).result(5) == 3
+    b.stop()
+
+
+def test_the_named_queue_says_so_and_its_worker_runs_at_lower_priority():
+    import os
+
+    seen = {}
+
+    def run(payloads):
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return payloads
+
+    b = Batcher(run, batch=1, capacity=1, max_wait_s=0.0, name="explanation", nice=5, max_retry_after=600)
+    b.start()
+    assert b.submit("k", 1).result(5) == 1
+    b.stop()
+    assert seen["nice"] == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)  # the worker thread only, not the process
+    with b.admission():
+        with pytest.raises(QueueFull, match="^the explanation queue is full; retry in"):
+            with b.admission():
+                pass

@@ -1,6 +1,7 @@
-"""The page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium; nothing downloaded):
-upload a phantom, wait for the report, see the report text and the three labelled slice images; a screenshot is
-written to artifacts/serve_page.png (or $BRAIN3D_ARTIFACTS)."""
+"""The page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium; nothing downloaded),
+on a service with a token: the page asks for it once, then uploads a phantom, waits for the report, shows the report
+text and the three labelled slice images (fetched with the token), and says when an explanation is queued; a
+screenshot is written to artifacts/serve_page.png (or $BRAIN3D_ARTIFACTS)."""
 
 from __future__ import annotations
 
@@ -37,13 +38,18 @@ def _driver():
     return webdriver.Chrome(options=opts, service=Service(executable_path=DRIVER))
 
 
-def test_page_uploads_a_phantom_and_shows_report_and_slices(trained_checkpoint, tmp_path):
+TOKEN = "page-token-0123456789abcdef"
+
+
+def test_page_asks_for_the_token_once_uploads_a_phantom_and_shows_report_and_slices(trained_checkpoint, tmp_path):
+    import threading
+
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _driver()
-    cfg = serve_config(trained_checkpoint, tmp_path)
+    cfg = serve_config(trained_checkpoint, tmp_path, token=TOKEN)
     phantom = next((tmp_path / "phantoms").glob("sub-002_flair.nii*"))  # a phantom file, uploaded as a user would
     artifacts = Path(os.environ.get("BRAIN3D_ARTIFACTS", ROOT / "artifacts"))
     app = create_app(cfg)
@@ -51,6 +57,13 @@ def test_page_uploads_a_phantom_and_shows_report_and_slices(trained_checkpoint, 
         with in_background(app) as url:
             browser.get(url + "/")
             wait = WebDriverWait(browser, 60)
+            wait.until(lambda b: b.find_element(By.ID, "token-panel").is_displayed())  # the first 401 asks
+            assert "needs a token" in browser.find_element(By.ID, "token-note").text
+            browser.find_element(By.ID, "token").send_keys("wrong-token-0123456789")
+            browser.find_element(By.ID, "token-submit").click()
+            wait.until(lambda b: "not accepted" in b.find_element(By.ID, "token-note").text)
+            browser.find_element(By.ID, "token").send_keys(TOKEN)
+            browser.find_element(By.ID, "token-submit").click()
             wait.until(lambda b: b.find_element(By.ID, "model").text.startswith("model "))
             assert len(browser.find_elements(By.CSS_SELECTOR, "#phantom option")) == 3  # "—" + two phantoms
             browser.find_element(By.ID, "files").send_keys(str(phantom))
@@ -72,7 +85,8 @@ def test_page_uploads_a_phantom_and_shows_report_and_slices(trained_checkpoint, 
             before = images[0].get_attribute("src")
             browser.execute_script("arguments[0].value = 2; arguments[0].dispatchEvent(new Event('input', "
                                    "{bubbles: true}))", slider)
-            assert images[0].get_attribute("src") != before and images[0].get_attribute("src").endswith("/2.png?overlay=true")
+            assert images[0].get_attribute("data-src").endswith("/2.png?overlay=true")
+            wait.until(lambda b: images[0].get_attribute("src") != before)  # fetched with the token, then drawn
             wait.until(lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth", images[0]))
             wait.until(lambda b: b.find_element(By.ID, "niivue-note").text)  # NiiVue shown, or why not
             webgl2 = browser.execute_script("return !!document.createElement('canvas').getContext('webgl2')")
@@ -83,6 +97,22 @@ def test_page_uploads_a_phantom_and_shows_report_and_slices(trained_checkpoint, 
             assert browser.save_screenshot(str(artifacts / "serve_page.png"))
             (artifacts / "serve_page.txt").write_text(
                 f"report: {report}\nniivue: {browser.find_element(By.ID, 'niivue-note').text}\n", encoding="utf-8")
+            # an explanation waits in its own lane (held here), and the page says so
+            service, release = app.state.service, threading.Event()
+            real = service.explainer.run
+            service.explainer.run = lambda items: release.wait(60) and real(items)
+            try:
+                browser.find_element(By.ID, "explain").click()
+                browser.find_element(By.ID, "submit").click()
+                wait.until(lambda b: "explanation queued: 1 of at most 2 in the explanation queue, 1 being computed"
+                           in b.find_element(By.ID, "queue-note").text)
+                assert "the explanation then waits in its own queue" in browser.find_element(By.ID, "status").text
+            finally:
+                release.set()
+            wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "done in"))
+            assert browser.find_element(By.ID, "explanation").text.startswith(("explanation: ", 'why "'))
+            # asked at the first 401 and again only after the wrong answer: never per request, image or report
+            assert browser.execute_script("return document.body.dataset.tokenAsked") == "2"
     finally:
         browser.quit()
     assert (artifacts / "serve_page.png").stat().st_size > 10_000

@@ -45,3 +45,23 @@ def test_train_command_reports_a_refused_batch_in_one_line(tmp_path, train_manif
 def test_train_command_refuses_an_unknown_setting(tmp_path, train_manifest, tiny_models, capsys):
     assert main(_args(tmp_path, train_manifest, tiny_models, fast_config(), "--set", "phases.2a.epoks=3")) == 2
     assert "epoks" in capsys.readouterr().err
+
+
+def test_train_on_a_full_disk_keeps_no_half_checkpoint_and_resumes(tmp_path, train_manifest, tiny_models, capsys,
+                                                                    monkeypatch):
+    from tests.disk import Disk, leftovers
+
+    run = tmp_path / "run"
+    args = _args(tmp_path, train_manifest, tiny_models, fast_config(), "--phases", "1")
+    # config, two metric appends, the epoch's resume state, diagnostics and the loss curve fit; the checkpoint not
+    disk = Disk(monkeypatch, writes=7)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: {run}: cannot write here: no space is left on the device; free space, then rerun with "
+                       "--resume to continue from the last saved epoch")
+    assert not (run / "phase1").exists() and (run / "state" / "state.json").is_file() and leftovers(tmp_path) == []
+    disk.free_space()
+    assert main([*args, "--resume"]) == 0
+    assert (run / "phase1" / "brain3d.safetensors").is_file() and not (run / "state").exists()
+    rows = [(r["kind"], r["phase"], r["epoch"], r.get("step")) for r in read_jsonl(run / "metrics.jsonl")]
+    assert len(rows) == len(set(rows))  # every metric row once

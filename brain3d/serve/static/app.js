@@ -1,11 +1,73 @@
 // The brain3d page: upload a scan or pick a phantom, POST /v1/reports?view=true, then show the report, the
 // mirror-check verdict, the explanation and the kept view as three server-rendered slices with sliders
 // (always) and, when NiiVue is installed and the browser has WebGL2, an interactive multiplanar viewer.
+// When the service has a token, the first 401 asks for it once (kept for this browser tab only) and every request,
+// images included, carries it as `Authorization: Bearer`.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
 const PLANES = ["axial", "coronal", "sagittal"];
+const TOKEN_KEY = "brain3d-token";
 let current = null; // {url, info}
+let asking = null; // the pending token question, shared by every request that met a 401
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? {Authorization: `Bearer ${token}`} : {};
+}
+
+// fetch with the token; on 401 ask for it (once for all waiting requests) and try again
+async function api(url, opts = {}) {
+  for (;;) {
+    const r = await fetch(url, {...opts, headers: {...(opts.headers || {}), ...authHeaders()}});
+    if (r.status !== 401) return r;
+    const rejected = sessionStorage.getItem(TOKEN_KEY) !== null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    await askToken(rejected ? "That token was not accepted; enter this service's token."
+                            : "This service needs a token (ask whoever runs it).");
+  }
+}
+
+function askToken(message) {
+  if (!asking) {
+    asking = new Promise((done) => {
+      document.body.dataset.tokenAsked = String(Number(document.body.dataset.tokenAsked || 0) + 1);
+      $("#token-note").textContent = message;
+      $("#token-panel").hidden = false;
+      $("#token").focus();
+      $("#token-form").onsubmit = (ev) => {
+        ev.preventDefault();
+        const token = $("#token").value.trim();
+        if (!token) return;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        $("#token").value = "";
+        $("#token-panel").hidden = true;
+        asking = null;
+        done();
+      };
+    });
+  }
+  return asking;
+}
+
+// an image (or a NiiVue volume) fetched with the token, as an object URL
+async function objectUrl(url) {
+  const r = await api(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return URL.createObjectURL(await r.blob());
+}
+
+async function showImage(img, url) {
+  img.dataset.src = url;
+  try {
+    const blobUrl = await objectUrl(url);
+    if (img.dataset.src !== url) return URL.revokeObjectURL(blobUrl); // a newer slice was asked for meanwhile
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = blobUrl;
+  } catch (e) {
+    img.alt = `slice unavailable (${e.message})`;
+  }
+}
 
 function setStatus(text, isError) {
   const el = $("#status");
@@ -15,7 +77,7 @@ function setStatus(text, isError) {
 
 async function init() {
   try {
-    const r = await fetch("/v1/phantoms");
+    const r = await api("/v1/phantoms");
     for (const p of await r.json()) {
       const o = document.createElement("option");
       o.value = p.id;
@@ -25,7 +87,7 @@ async function init() {
     }
   } catch (e) { /* no phantoms: upload only */ }
   for (let i = 0; i < 600; i++) {
-    const r = await fetch("/v1/model");
+    const r = await api("/v1/model");
     if (r.ok) {
       const m = await r.json();
       $("#model").textContent = `model ${m.checkpoint} · sequences ${m.sequences.join(", ")} · ` +
@@ -52,12 +114,15 @@ async function submit(ev) {
     return;
   }
   const params = new URLSearchParams({view: "true", mirror_check: $("#mirror").checked});
-  if ($("#explain").checked) params.set("explain", "side");
+  const explain = $("#explain").checked;
+  if (explain) params.set("explain", "side");
   $("#submit").disabled = true;
-  setStatus("writing the report…");
+  setStatus(explain ? "writing the report; the explanation then waits in its own queue (3D LIME is slow)…"
+                    : "writing the report…");
+  const poll = explain ? setInterval(showExplainQueue, 1000) : null;
   const t0 = performance.now();
   try {
-    const r = await fetch(`/v1/reports?${params}`, {method: "POST", body: form});
+    const r = await api(`/v1/reports?${params}`, {method: "POST", body: form});
     const body = await r.json();
     if (!r.ok) {
       const retry = r.headers.get("Retry-After");
@@ -71,8 +136,19 @@ async function submit(ev) {
   } catch (e) {
     setStatus(`request failed: ${e}`, true);
   } finally {
+    if (poll) clearInterval(poll);
+    $("#queue-note").textContent = "";
     $("#submit").disabled = false;
   }
+}
+
+// while an explanation is pending: how full its lane is (GET /v1/health)
+async function showExplainQueue() {
+  try {
+    const q = (await (await api("/v1/health")).json()).explain_queue;
+    $("#queue-note").textContent = `explanation queued: ${q.length} of at most ${q.capacity} in the explanation ` +
+      `queue, ${q.running} being computed`;
+  } catch (e) { /* the report request says what went wrong */ }
 }
 
 function showRecord(rec) {
@@ -118,7 +194,7 @@ function sliceUrl(plane, index) {
 }
 
 async function showView(url) {
-  const info = await (await fetch(url)).json();
+  const info = await (await api(url)).json();
   current = {url, info};
   $("#viewer").hidden = false;
   $("#overlay-toggle").hidden = !info.overlay;
@@ -130,7 +206,7 @@ async function showView(url) {
     slider.max = p.size - 1;
     slider.value = info.centre[plane];
     fig.querySelector("output").textContent = slider.value;
-    fig.querySelector("img").src = sliceUrl(plane, slider.value);
+    showImage(fig.querySelector("img"), sliceUrl(plane, slider.value));
   }
   await showNiivue(url, info);
 }
@@ -139,12 +215,12 @@ function onSlide(ev) {
   if (!current || !ev.target.classList.contains("slider")) return;
   const fig = ev.target.closest(".plane");
   fig.querySelector("output").textContent = ev.target.value;
-  fig.querySelector("img").src = sliceUrl(fig.dataset.plane, ev.target.value);
+  showImage(fig.querySelector("img"), sliceUrl(fig.dataset.plane, ev.target.value));
 }
 
 function refreshSlices() {
   for (const fig of document.querySelectorAll(".plane")) {
-    fig.querySelector("img").src = sliceUrl(fig.dataset.plane, fig.querySelector(".slider").value);
+    showImage(fig.querySelector("img"), sliceUrl(fig.dataset.plane, fig.querySelector(".slider").value));
   }
 }
 
@@ -176,10 +252,12 @@ async function showNiivue(url, info) {
         crosshairColor: [1, 0.2, 0.2, 0.6]});
       await nv.attachTo("nv-canvas");
     }
-    const vols = [{url: `${url}/volume.nii.gz`, name: "scan.nii.gz", colormap: "gray"}];
-    if (info.overlay) vols.push({url: `${url}/overlay.nii.gz`, name: "lime.nii.gz", colormap: "warm",
+    // fetched with the token and handed over as object URLs; the names tell NiiVue the format
+    const vols = [{url: await objectUrl(`${url}/volume.nii.gz`), name: "scan.nii.gz", colormap: "gray"}];
+    if (info.overlay) vols.push({url: await objectUrl(`${url}/overlay.nii.gz`), name: "lime.nii.gz", colormap: "warm",
       colormapNegative: "winter", cal_min: 0.05, cal_max: 1, opacity: 0.6});
     await nv.loadVolumes(vols);
+    vols.forEach((v) => URL.revokeObjectURL(v.url));
     nv.setSliceType(nv.sliceTypeMultiplanar);
     note.textContent = "NiiVue: click to move the crosshair, scroll to change slices.";
     document.body.dataset.niivue = "ready";
