@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(4, min=1, help="Scans generated together."),
         device: str = typer.Option("auto", help="auto, cpu or cuda."),
         load_4bit: bool = typer.Option(False, "--load-4bit", help="Load the language model in 4-bit NF4."),
+        precision: str = typer.Option("auto", "--precision", help="Base-model weights: auto (bf16 on GPU, fp32 on "
+                                                                  "CPU), bf16 (half the memory, also on CPU) or fp32."),
         sequences: Optional[str] = typer.Option(None, help="Comma list; default: the checkpoint's sequences."),
         mirror_check: bool = typer.Option(False, "--mirror-check", help="Also report the left-right mirrored scan "
                                                                         "and flag reports whose side does not flip."),
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
                              json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
                              load_4bit=load_4bit, sequences=sequences, mirror_check=mirror_check,
                              series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir,
-                             explain_samples=explain_samples if explain else None)
+                             explain_samples=explain_samples if explain else None, precision=precision)
         if summary["failed"] or summary["export_failed"]:
             raise typer.Exit(code=3)
 
@@ -80,7 +82,8 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                json_lines: bool = False, profile: str = "greedy", batch_size: int = 4, device: str = "auto",
                load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
                series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True,
-               dicom_sr: bool = False, fhir: bool = False, explain_samples: int | None = None) -> dict:
+               dicom_sr: bool = False, fhir: bool = False, explain_samples: int | None = None,
+               precision: str = "auto") -> dict:
     """Load the model once, report on every scan, write outputs as each finishes; returns counts.
     `explain_samples`: explain each report's side with that many LIME samples (None: no explanation)."""
     from rich.progress import Progress
@@ -94,7 +97,8 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
     if dicom_sr:  # refuse volume files before the model loads; folders are checked once their scans are known
         require_dicom_series([i for i in inputs if not Path(str(i)).is_dir()])
     model, seqs = load_with_sequences(ckpt, EvaluateOptions(device=device, vision_model=vision_model,
-                                                            language_model=language_model, load_4bit=load_4bit or None),
+                                                            language_model=language_model, load_4bit=load_4bit or None,
+                                                            precision=precision),
                                       sequences)
     scans = discover(inputs, seqs, series_uid=series_uid)
     if dicom_sr:

@@ -50,12 +50,23 @@ class EvaluateOptions:
     vision_model: str | None = None
     language_model: str | None = None
     load_4bit: bool | None = None
+    precision: str = "auto"  # weights of the frozen towers: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32
     progress: bool = True
     score: ScoreOptions = field(default_factory=ScoreOptions)
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 def resolve_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def resolve_dtype(precision: str) -> torch.dtype | None:
+    """bf16 / fp32 as asked; None (auto) lets the loader choose: bf16 on GPU, float32 on CPU."""
+    if precision not in PRECISIONS:
+        raise Brain3DError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}.get(precision)
 
 
 def preprocess_for(model) -> PreprocessConfig:
@@ -74,7 +85,8 @@ def load_model(checkpoint: str | Path, opts: EvaluateOptions):
     if not (Path(checkpoint) / "config.json").is_file():
         raise CheckpointError("is not a brain3d checkpoint (no config.json)", checkpoint)
     model = Brain3D.from_pretrained(checkpoint, vision_model=opts.vision_model, language_model=opts.language_model,
-                                    device=resolve_device(opts.device), load_4bit=opts.load_4bit)
+                                    device=resolve_device(opts.device), load_4bit=opts.load_4bit,
+                                    dtype=resolve_dtype(opts.precision))
     model.eval()
     return model
 

@@ -54,9 +54,12 @@ FINDING_LABELS = ("lesion", "normal", "left", "right", "frontal", "parietal", "t
 
 # Decoding profiles. 'paper' = FACTS.md (sampling, temperature 0.1, top-p 0.9, repetition penalty 1.2,
 # no-repeat-ngram 3); top_k=0 so that a checkpoint's own generation_config (MedGemma: top_k=64) does not
-# leak in. 'greedy' keeps the same penalties without sampling, for deterministic evaluation.
+# leak in. 'greedy' keeps the same penalties without sampling, for deterministic evaluation; its sampling
+# settings are the neutral ones, because transformers fills every unset one from the checkpoint's
+# generation_config (MedGemma: top_k 64, top_p 0.95) and then warns that greedy decoding ignores them.
 DECODING: dict[str, dict[str, Any]] = {
-    "greedy": dict(do_sample=False, num_beams=1, repetition_penalty=1.2, no_repeat_ngram_size=3),
+    "greedy": dict(do_sample=False, num_beams=1, repetition_penalty=1.2, no_repeat_ngram_size=3,
+                   temperature=1.0, top_k=50, top_p=1.0),
     "paper": dict(do_sample=True, num_beams=1, temperature=0.1, top_p=0.9, top_k=0, repetition_penalty=1.2,
                   no_repeat_ngram_size=3),
 }

@@ -91,15 +91,17 @@ class Projector(nn.Module):
 
 
 @torch.no_grad()
-def embedding_rms(embedding: nn.Module, vocab_size: int, chunk: int = 8192) -> torch.Tensor:
+def embedding_rms(embedding: nn.Module, vocab_size: int, chunk: int = 16384) -> torch.Tensor:
     """RMS over the whole vocabulary of the LM's input embeddings *as the LM uses them* (the module's own
-    forward, so Gemma's sqrt(hidden) scaling is included); chunked to keep memory flat for 262k tokens."""
+    forward, so Gemma's sqrt(hidden) scaling is included); chunked to keep memory flat for 262k tokens. Squares
+    are taken in float32 and summed in float64 (a float64 copy of 262,208 x 2560 made up most of a model load;
+    a float32 norm of a 42M-element chunk is 0.3% low)."""
     device = embedding.weight.device
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     for start in range(0, vocab_size, chunk):
         ids = torch.arange(start, min(start + chunk, vocab_size), device=device)
-        e = embedding(ids).to(torch.float64)  # (n, dlm)
-        total = total + e.pow(2).sum()
+        e = embedding(ids)  # (n, dlm)
+        total = total + e.float().square().sum(-1).sum(dtype=torch.float64)  # rows in float32, then float64
         count += e.numel()
     return (total / count).sqrt().to(torch.float32)

@@ -58,7 +58,7 @@ class TrainConfig(BaseModel):
 
     profile: str = "custom"
     seed: int = 42
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU (weights and autocast)
     max_grad_norm: float | None = Field(1.0, gt=0)
     vision_model: str | None = None
     language_model: str | None = None

@@ -164,12 +164,14 @@ class Trainer:
         """The model a phase starts from: a checkpoint, or a fresh, seeded build from the base models."""
         from brain3d.model.brain3d import Brain3D
 
+        dtype = weights_dtype(self.acc)
         if start is not None:
             return Brain3D.from_pretrained(start, vision_model=self.vision, language_model=self.language,
-                                           device=self.acc.device)
+                                           device=self.acc.device, dtype=dtype)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stable_int(self.config.seed, "init"))
-            return Brain3D.build(self.config.brain3d_config(self.vision, self.language), device=self.acc.device)
+            return Brain3D.build(self.config.brain3d_config(self.vision, self.language), device=self.acc.device,
+                                 dtype=dtype)
 
     def prepare_phase(self, name: str, model) -> tuple[PhaseData, dict | None]:
         """Make `model` ready for phase `name` (LoRA added when the phase trains it, trainable tensors float32)
@@ -272,6 +274,12 @@ def _accelerator(config: TrainConfig):
     # feature statistics are all-reduced by the model itself, so replicas agree without it.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
     return Accelerator(cpu=not cuda, mixed_precision="bf16" if bf16 else "no", kwargs_handlers=[ddp])
+
+
+def weights_dtype(acc) -> torch.dtype:
+    """The frozen towers' dtype follows the run's precision: bf16 runs hold them in bf16 (on a GPU as on CPU,
+    half the memory of float32), fp32 runs in float32; trained brain3d tensors stay float32 either way."""
+    return torch.bfloat16 if acc.mixed_precision == "bf16" else torch.float32
 
 
 def _base_models(config: TrainConfig, paths: RunPaths, acc, vision: str | Path | None,

@@ -168,20 +168,25 @@ def tiny_gemma3(tokenizer):
 
 
 def tiny_processor(tokenizer):
-    """MedGemma's `Gemma3Processor` at the tiny tower's scale: its image processor (resize to the tower's image
-    size, rescale 1/255, normalise with mean = std = 0.5, no pan-and-scan) and `GEMMA_IMAGE_TOKENS` per image."""
+    """MedGemma's `Gemma3Processor` at the tiny tower's scale (see `gemma_processor`)."""
+    return gemma_processor(tokenizer, TINY_GEMMA_VISION["image_size"], GEMMA_IMAGE_TOKENS)
+
+
+def gemma_processor(tokenizer, image_size: int, tokens_per_image: int):
+    """MedGemma's `Gemma3Processor`: its image processor (resize to the tower's image size, rescale 1/255,
+    normalise with mean = std = 0.5, no pan-and-scan) and `tokens_per_image` image tokens per image."""
     from transformers import Gemma3ImageProcessor, Gemma3Processor
 
-    side = TINY_GEMMA_VISION["image_size"]
-    images = Gemma3ImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-                                  do_pan_and_scan=False)
+    images = Gemma3ImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3,
+                                  image_std=[0.5] * 3, do_pan_and_scan=False)
     return Gemma3Processor(image_processor=images, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
-                           image_seq_length=GEMMA_IMAGE_TOKENS)
+                           image_seq_length=tokens_per_image)
 
 
-def _write_generation_config(folder: Path, tokenizer) -> None:
-    """Like MedGemma's: stop on <eos> or <end_of_turn>."""
+def _write_generation_config(folder: Path, tokenizer, **extra: Any) -> None:
+    """Like MedGemma's: stop on <eos> or <end_of_turn> (plus `extra` settings of the published file)."""
     atomic_write_json(folder / "generation_config.json", {
+        **extra,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")],
         "pad_token_id": tokenizer.pad_token_id,
@@ -211,7 +216,9 @@ def describe(paths: dict[str, Path]) -> dict[str, Any]:
     v, lm = cfg(paths["vision"]), cfg(paths["language"])
     return {
         "vision": {"path": str(paths["vision"]), "class": v["architectures"][0],
-                   "hidden": v["vision_config"]["hidden_size"], "patch": v["vision_config"]["patch_size"]},
+                   "hidden": v["vision_config"]["hidden_size"], "patch": v["vision_config"]["patch_size"],
+                   "layers": v["vision_config"]["num_hidden_layers"]},
         "language": {"path": str(paths["language"]), "class": lm["architectures"][0],
-                     "hidden": lm["text_config"]["hidden_size"], "vocab": lm["text_config"]["vocab_size"]},
+                     "hidden": lm["text_config"]["hidden_size"], "vocab": lm["text_config"]["vocab_size"],
+                     "layers": lm["text_config"]["num_hidden_layers"]},
     }
