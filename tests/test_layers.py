@@ -77,3 +77,15 @@ def test_the_cycle_finder_finds_a_circle():
             return self.edges.get(m, set())
 
     assert import_cycles(Graph()) == [["a", "b", "c"]]
+
+
+def test_every_package_of_brain3d_has_a_floor():
+    """A new package or top-level module must be placed in the contract, or import-linter would never check it."""
+    import tomllib
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"][0]
+    placed = {name.strip() for layer in contract["layers"] for name in layer.split("|")}
+    package = ROOT / "brain3d"
+    found = {f"brain3d.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
+    found |= {f"brain3d.{p.name}" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert found - placed == set()
