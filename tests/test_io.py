@@ -290,7 +290,8 @@ def test_itk_images_that_are_not_scalar_3d_volumes_are_refused(tmp_path):
         read_volume(tmp_path / "big.mha", max_voxels=100)
     assert read_volume(tmp_path / "big.mha", max_voxels=120).shape == (4, 5, 6)  # the limit itself is allowed
     (tmp_path / "junk.mha").write_bytes(b"ObjectType = Image\nNDims = 3\n")
-    with pytest.raises(VolumeError, match=r"junk\.mha: cannot be read \(.{8,}\)$") as err:
+    # the MetaImage header check (brain3d.headers) refuses it before ITK reads it
+    with pytest.raises(VolumeError, match=r"junk\.mha: has no end to its header \(the ElementDataFile line\)$") as err:
         read_volume(tmp_path / "junk.mha")
     assert "(None)" not in str(err.value)  # the reader's own reason, not a placeholder
 
@@ -305,7 +306,7 @@ def test_a_one_slice_dicom_series_and_a_too_large_series_are_refused(tmp_path, r
         read_volume(one)
     many = write_dicom_series(small, aff, tmp_path / "many", "1.2.3.10")
     n = small.size
-    with pytest.raises(VolumeError, match=rf"^{re.escape(str(many))}: is too large \(.* = {n:,} voxels, limit {n - 1:,}\)"):
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(many))}: DICOM series .* is too large \(.* voxels, limit {n - 1}\)"):
         read_volume(many, max_voxels=n - 1)
     assert read_volume(many, max_voxels=n).data.size == n
 
@@ -586,19 +587,21 @@ def test_degenerate_itk_and_dicom_geometry_and_a_corrupt_series_name_their_file(
     img = sitk.GetImageFromArray(np.random.default_rng(10).random((4, 5, 6)).astype(np.float32))
     img.SetSpacing((1e-5, 1e-5, 1e-5))  # ITK takes it; a 1e-15 mm^3 voxel is no scan
     sitk.WriteImage(img, str(tmp_path / "tiny.mha"))
-    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tmp_path / 'tiny.mha'))}: has an invalid \(singular"):
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tmp_path / 'tiny.mha'))}: has a voxel size of 1e-05 mm "
+                       r"in its header \(expected 0\.001 to 1000 mm\)"):
         read_volume(tmp_path / "tiny.mha")
     data, affine = ras
     small = np.round(data[::8, ::8, ::8]).astype(np.int16)
     tiny = write_dicom_series(small, np.diag([1e-5, 1e-5, 1e-5, 1.0]), tmp_path / "tinydcm", "1.2.3.31")
-    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tiny))}: has an invalid \(singular"):
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(tiny))}: has a voxel size of 1e-05 mm in its header"):
         read_volume(tiny)
     aff = affine.copy()
     aff[:3, :3] *= 8
     broken = write_dicom_series(small, aff, tmp_path / "broken", "1.2.3.32")
     write_dicom_series(small[:-2, :, :1], aff, tmp_path / "broken", "1.2.3.32")  # slice 0 again, 2 columns short
-    with pytest.raises(VolumeError, match=rf"^{re.escape(str(broken))}: DICOM series 1\.2\.3\.32 cannot be read "
-                                          r"\(.{8,}\)$") as err:
+    # the series check (brain3d.headers) names the slice that disagrees before GDCM reads it
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(broken))}: DICOM series 1\.2\.3\.32: slice .*\.dcm differs "
+                                          r"from the first slice in orientation, pixel spacing or size") as err:
         read_volume(broken)
     assert "(None)" not in str(err.value)
 

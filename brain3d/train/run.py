@@ -273,6 +273,12 @@ def _accelerator(config: TrainConfig):
     # No buffer broadcast every forward: the frozen towers' buffers never change, and the projector's running
     # feature statistics are all-reduced by the model itself, so replicas agree without it.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    # each run chooses its own precision: accelerate keeps the first Accelerator's mixed precision for the whole
+    # process and refuses another, so a second run in one process (a notebook, the test suite) starts afresh; the
+    # process group (PartialState) is kept
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=not cuda, mixed_precision="bf16" if bf16 else "no", kwargs_handlers=[ddp])
 
 
