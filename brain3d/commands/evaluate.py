@@ -131,18 +131,37 @@ def register(app: typer.Typer) -> None:
         bertscore_model: Optional[Path] = BERTSCORE_MODEL, bertscore_layers: Optional[int] = BERTSCORE_LAYERS,
         no_bertscore: bool = NO_BERTSCORE, no_meteor: bool = NO_METEOR, meteor_backend: str = METEOR_BACKEND,
         n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED,
+        workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Processes that read and preprocess "
+                                              "scans while the model generates (default: from the CPU count; 0: "
+                                              "read between batches)."),
+        processes: int = typer.Option(1, "--processes", min=1, help="Generate in this many local processes (as "
+                                      "torchrun --nproc_per_node N); the first merges and scores."),
     ) -> None:
-        """Generate reports for a manifest split (resumable) and score them against references and truth."""
+        """Generate reports for a manifest split (resumable) and score them against references and truth.
+        Under torchrun (or with --processes) every rank generates its share; the main rank merges and scores."""
+        from brain3d.commands.processes import rank_exit, relaunch
         from brain3d.eval.evaluate import evaluate_checkpoint
+        from brain3d.ranks import under_launcher, world
+        from brain3d.data.stream import default_workers
 
+        if processes > 1 and not under_launcher():
+            code = relaunch(processes)
+            if code:
+                raise typer.Exit(code=code)
+            return
         t0 = time.perf_counter()
         so = score_options(system or checkpoint.name, bertscore_model, bertscore_layers, no_bertscore, no_meteor,
                            meteor_backend, n_boot, boot_seed, device)
         opts = evaluate_options(split, profile, batch_size, max_new_tokens, mirror, limit, device, vision_model,
                                 language_model, load_4bit, seed, so)
+        here = world()
+        opts.workers = default_workers(here) if workers is None else workers
         result = evaluate_checkpoint(checkpoint, manifest, out, opts, system=so.system)
-        typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
-        typer.echo(f"evaluated {result['n']} subjects in {time.perf_counter() - t0:.1f} s -> {out}")
+        if result is not None:
+            typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
+            typer.echo(f"evaluated {result['n']} subjects in {time.perf_counter() - t0:.1f} s"
+                       + (f" ({here.size} processes)" if here.distributed else "") + f" -> {out}")
+        rank_exit(0, here.main)
 
     @app.command()
     def ablate(

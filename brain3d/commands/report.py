@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Optional
 
@@ -55,6 +56,12 @@ def register(app: typer.Typer) -> None:
                                                                "left and not right?): top supporting regions in its "
                                                                "JSON, and with --out <id>_lime.nii.gz/.png/.json."),
         explain_samples: int = typer.Option(100, "--explain-samples", min=2, help="LIME samples per scan."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Processes that read and preprocess "
+                                              "scans while the model generates (default: from the CPU count; 0: "
+                                              "read between batches)."),
+        processes: int = typer.Option(1, "--processes", min=1, help="Report in this many local processes (as "
+                                      "torchrun --nproc_per_node N: one per GPU, or per CPU core); each takes its "
+                                      "share of the scans, one reports.jsonl at the end."),
     ) -> None:
         """Report on scans: one report text and one structured JSON record per scan."""
         from brain3d.reporting.schema import ReportRecord
@@ -66,16 +73,26 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("profile must be greedy or paper")
         if (dicom_sr or fhir) and out is None:
             raise typer.BadParameter("--dicom-sr and --fhir write files next to each report's JSON; give --out")
+        from brain3d.commands.processes import rank_exit, relaunch
+        from brain3d.ranks import under_launcher, world
+
+        if processes > 1 and not under_launcher():
+            code = relaunch(processes)
+            if code:
+                raise typer.Exit(code=code)
+            return
         ckpt, is_demo = resolve_checkpoint(checkpoint)
-        if is_demo:
+        if is_demo and world().main:
             typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
         summary = run_report(inputs, ckpt, vision_model=vision_model, language_model=language_model, out=out,
                              json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
                              load_4bit=load_4bit, sequences=sequences, mirror_check=mirror_check,
                              series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir,
-                             explain_samples=explain_samples if explain else None, precision=precision)
-        if summary["failed"] or summary["export_failed"]:
-            raise typer.Exit(code=3)
+                             explain_samples=explain_samples if explain else None, precision=precision,
+                             workers=workers)
+        code = rank_exit(3 if summary["failed"] or summary["export_failed"] else 0, world().main)
+        if code:
+            raise typer.Exit(code=code)
 
 
 def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, out: Path | None = None,
@@ -83,68 +100,82 @@ def run_report(inputs, ckpt: Path, *, vision_model=None, language_model=None, ou
                load_4bit: bool = False, sequences: str | None = None, mirror_check: bool = False,
                series_uid: str | None = None, max_new_tokens: int = 256, progress: bool = True,
                dicom_sr: bool = False, fhir: bool = False, explain_samples: int | None = None,
-               precision: str = "auto") -> dict:
-    """Load the model once, report on every scan, write outputs as each finishes; returns counts.
-    `explain_samples`: explain each report's side with that many LIME samples (None: no explanation)."""
+               precision: str = "auto", workers: int | None = None) -> dict:
+    """Load the model once, report on every scan, write outputs as each finishes; returns counts (over all ranks).
+    `explain_samples`: explain each report's side with that many LIME samples (None: no explanation).
+
+    Under torchrun every rank reports its share of the scans not yet done (`brain3d.ranks`), into its own part
+    of reports.jsonl that the main rank merges in input order at the end (`brain3d.shards`); one process is the
+    world of one."""
     from rich.progress import Progress
 
     from brain3d.eval.evaluate import EvaluateOptions, preprocess_for
+    from brain3d.ranks import world as current_world
     from brain3d.reporting.dicom_source import require_dicom_series
     from brain3d.reporting.inputs import discover
+    from brain3d.data.stream import default_workers
     from brain3d.reporting.runner import ReportOptions, ReportWriter, generate_records
     from brain3d.reporting.schema import ReportRecord
 
+    world = current_world()
+    say = (lambda msg: typer.echo(msg, err=True)) if world.main else (lambda msg: None)
     if dicom_sr:  # refuse volume files before the model loads; folders are checked once their scans are known
         require_dicom_series([i for i in inputs if not Path(str(i)).is_dir()])
-    model, seqs = load_with_sequences(ckpt, EvaluateOptions(device=device, vision_model=vision_model,
+    model, seqs = load_with_sequences(ckpt, EvaluateOptions(device=world.device(device), vision_model=vision_model,
                                                             language_model=language_model, load_4bit=load_4bit or None,
                                                             precision=precision),
                                       sequences)
     scans = discover(inputs, seqs, series_uid=series_uid)
+    order = [s.id for s in scans]
+    world.agree(order)
     if dicom_sr:
         require_dicom_series([p for s in scans for p in s.paths])
-    writer = ReportWriter(out) if out is not None else None
+    writer = ReportWriter(out, world) if out is not None else None
     exporter = _exporter(out, ckpt, dicom_sr, fhir)
     counts = {"reported": 0, "failed": 0, "inconsistent": 0, "export_failed": 0}
     if writer is not None:
-        done = writer.done_ids()
+        done = writer.start(order)
         if done:
-            typer.echo(f"resuming: {len(done)} scans already reported in {out}", err=True)
-        for scan in scans:  # reports written by an earlier run still get the formats asked for now
-            if scan.id in done and exporter is not None and exporter.missing(scan.id):
+            say(f"resuming: {len(done)} scans already reported in {out}")
+        for scan in world.shard(s for s in scans if s.id in done):  # earlier reports still get the formats asked now
+            if exporter is not None and exporter.missing(scan.id):
                 rec = ReportRecord.model_validate_json(writer.path(scan.id, ".json").read_text(encoding="utf-8"))
                 counts["export_failed"] += not _export(exporter, rec, scan)
         scans = [s for s in scans if s.id not in done]
+    mine = list(world.shard(scans))
     opts = ReportOptions(checkpoint=str(ckpt), profile=profile, batch_size=batch_size, mirror_check=mirror_check,
                          max_new_tokens=max_new_tokens)
     pre = preprocess_for(model)
-    by_id = {s.id: s for s in scans}
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("reporting", total=len(scans))
-        for rec in generate_records(model, scans, opts, pre):
-            if explain_samples is not None and rec.error is None:
-                rec.explanation = side_explanation(model, by_id[rec.id], rec.report, explain_samples, out)
-            if writer is not None:
-                writer(rec)
-            counts["failed" if rec.error else "reported"] += 1
-            if rec.laterality_consistent is False:
-                counts["inconsistent"] += 1
-                typer.echo(f"warning: {rec.id}: the reported side did not flip when the scan was mirrored "
-                           f"({rec.findings.side} → {rec.mirrored_side}); check laterality", err=True)
-            if rec.error:
-                typer.echo(f"error: {rec.error}", err=True)
-            elif exporter is not None:
-                counts["export_failed"] += not _export(exporter, rec, by_id[rec.id])
-            if json_lines:
-                typer.echo(rec.model_dump_json())
-            elif rec.error is None and writer is None:
-                typer.echo(f"── {rec.id} ({rec.orientation})\n{rec.report.strip()}\n")
-            bar.advance(task)
+    with Progress(disable=not progress or not world.main, transient=True) as bar:
+        task = bar.add_task("reporting", total=len(mine))
+        records = generate_records(model, mine, opts, pre, workers=default_workers(world) if workers is None else workers)
+        with closing(records):  # on any error its reader processes end with it
+            for rec, scan in zip(records, mine):
+                if explain_samples is not None and rec.error is None:
+                    rec.explanation = side_explanation(model, scan, rec.report, explain_samples, out)
+                if writer is not None:
+                    writer(rec)
+                counts["failed" if rec.error else "reported"] += 1
+                if rec.laterality_consistent is False:
+                    counts["inconsistent"] += 1
+                    typer.echo(f"warning: {rec.id}: the reported side did not flip when the scan was mirrored "
+                               f"({rec.findings.side} → {rec.mirrored_side}); check laterality", err=True)
+                if rec.error:
+                    typer.echo(f"error: {rec.error}", err=True)
+                elif exporter is not None:
+                    counts["export_failed"] += not _export(exporter, rec, scan)
+                if json_lines:
+                    typer.echo(rec.model_dump_json())
+                elif rec.error is None and writer is None:
+                    typer.echo(f"── {rec.id} ({rec.orientation})\n{rec.report.strip()}\n")
+                bar.advance(task)
     if writer is not None:
-        writer.compact()
-    typer.echo(f"{counts['reported']} reported, {counts['failed']} failed"
-               + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else "")
-               + (f", {counts['export_failed']} not exported" if counts["export_failed"] else ""), err=True)
+        writer.finish(order)
+    counts = world.sum(counts)
+    say(f"{counts['reported']} reported, {counts['failed']} failed"
+        + (f", {counts['inconsistent']} laterality-inconsistent" if mirror_check else "")
+        + (f", {counts['export_failed']} not exported" if counts["export_failed"] else "")
+        + (f" ({world.size} processes)" if world.distributed else ""))
     return counts
 
 

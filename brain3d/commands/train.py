@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         from brain3d.errors import OutputError
         from brain3d.fsutil import output_error
         from brain3d.train.config import load_config
-        from brain3d.train.launch import run_processes, train_argv, under_launcher
+        from brain3d.ranks import under_launcher
+        from brain3d.train.launch import run_processes, train_argv
         from brain3d.train.run import train
 
         cfg = load_config(config, set_)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -22,11 +23,14 @@ import torch
 
 from brain3d.data.dataset import VolumeSource
 from brain3d.data.manifest import Record, read_manifest
+from brain3d.data.stream import batched, prefetched
 from brain3d.errors import Brain3DError, CheckpointError
 from brain3d.eval.scoring import ScoreOptions, score_predictions
-from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, ensure_dir, stable_int
+from brain3d.fsutil import atomic_write_json, atomic_write_text, ensure_dir, stable_int
 from brain3d.orientation import flip_left_right
 from brain3d.preprocess import PreprocessConfig
+from brain3d.ranks import World, world
+from brain3d.shards import ShardedJsonl
 
 PREDICTIONS = "predictions.jsonl"
 RUN_INFO = "evaluate.json"
@@ -52,6 +56,7 @@ class EvaluateOptions:
     load_4bit: bool | None = None
     precision: str = "auto"  # weights of the frozen towers: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32
     progress: bool = True
+    workers: int = 0  # reader processes that prefetch volumes while the model generates (0: read between batches)
     score: ScoreOptions = field(default_factory=ScoreOptions)
 
 
@@ -85,7 +90,7 @@ def load_model(checkpoint: str | Path, opts: EvaluateOptions):
     if not (Path(checkpoint) / "config.json").is_file():
         raise CheckpointError("is not a brain3d checkpoint (no config.json)", checkpoint)
     model = Brain3D.from_pretrained(checkpoint, vision_model=opts.vision_model, language_model=opts.language_model,
-                                    device=resolve_device(opts.device), load_4bit=opts.load_4bit,
+                                    device=world().device(opts.device), load_4bit=opts.load_4bit,
                                     dtype=resolve_dtype(opts.precision))
     model.eval()
     return model
@@ -116,17 +121,20 @@ def _read_done(path: Path) -> dict[str, dict]:
 
 
 def check_run_info(out_dir: Path, info: dict, run_info: str = RUN_INFO,
-                   keys: tuple[str, ...] = _GENERATION_KEYS) -> None:
+                   keys: tuple[str, ...] = _GENERATION_KEYS, write: bool = True) -> None:
     """A resumed prediction run must keep the settings its predictions were made with (`keys` of the
-    `run_info` file next to predictions.jsonl); the file is (re)written with `info`."""
+    `run_info` file next to predictions.jsonl, or next to a rank's part of it); the file is (re)written with
+    `info` unless `write` is False (the other ranks of a run only check)."""
     path = out_dir / run_info
-    if (out_dir / PREDICTIONS).is_file() and path.is_file():
+    predictions = ShardedJsonl(out_dir / PREDICTIONS, World())
+    if (predictions.final.is_file() or predictions.parts()) and path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in keys if old.get(k) != info.get(k)]
         if changed:
             raise Brain3DError(f"holds predictions made with other settings ({', '.join(changed)}); "
                                "use another --out or delete its predictions.jsonl", out_dir)
-    atomic_write_json(path, info)
+    if write:
+        atomic_write_json(path, info)
 
 
 def generate_pair(model, volumes: torch.Tensor, profile: str, max_new_tokens: int, seed: int | None,
@@ -141,34 +149,50 @@ def generate_pair(model, volumes: torch.Tensor, profile: str, max_new_tokens: in
 
 
 def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: EvaluateOptions,
-                         volumes: VolumeSource | None = None, label: str = "generating") -> list[dict]:
-    """Prediction rows for `records` in their order, generating only those not yet in predictions.jsonl."""
+                         volumes: VolumeSource | None = None, label: str = "generating") -> list[dict] | None:
+    """Prediction rows for `records` in their order, generating only those not yet in predictions.jsonl.
+
+    Volumes are read by `opts.workers` reader processes while the model generates (a shared memoising `volumes`,
+    as ablation passes, is read in this process). Under torchrun each rank generates its share into its own part
+    and the main rank merges them and gets the rows; the other ranks get None."""
     from rich.progress import Progress
 
-    path = out_dir / PREDICTIONS
-    done = _read_done(path)
-    todo = [r for r in records if r.id not in done]
-    volumes = volumes or VolumeSource(preprocess_for(model), model.config.sequences, in_memory=False)
+    here = world()
+    store = ShardedJsonl(out_dir / PREDICTIONS, here)
+    order = [r.id for r in records]
+    here.agree(order)
+    done = store.start(order)
+    mine = list(here.shard(r for r in records if r.id not in done))
+    source = volumes or VolumeSource(preprocess_for(model), model.config.sequences, in_memory=False)
+    workers = 0 if volumes is not None else opts.workers
     device = model.device
     sequences = list(model.config.sequences)  # what the model read: scoring counts statements it cannot support
-    with Progress(disable=not opts.progress, transient=True) as bar:
-        task = bar.add_task(label, total=len(records), completed=len(records) - len(todo))
-        for start in range(0, len(todo), opts.batch_size):
-            batch = todo[start:start + opts.batch_size]
-            x = torch.stack([volumes.load(r) for r in batch]).to(device)  # (B, C, D, H, W)
-            seed = stable_int(opts.seed, *(r.id for r in batch))
-            texts, mirrored = generate_pair(model, x, opts.profile, opts.max_new_tokens, seed, opts.mirror)
-            for rec, text, mtext in zip(batch, texts, mirrored):
-                row = {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
-                       "truth": rec.truth.model_dump() if rec.truth is not None else None, "sequences": sequences}
-                if mtext is not None:
-                    row["generated_mirror"] = mtext
-                append_jsonl(path, row)
-                done[rec.id] = row
-            bar.advance(task, len(batch))
-    for row in done.values():  # rows of an older run (same checkpoint, evaluate.json checked) did not record them
+    with Progress(disable=not opts.progress or not here.main, transient=True) as bar:
+        task = bar.add_task(label, total=len(mine))
+        with closing(prefetched(mine, source.load, workers)) as stream:  # its readers end with this loop
+            for batch in batched(stream, opts.batch_size):
+                failed = next((x for x in batch if x.error is not None), None)
+                if failed is not None:  # the evaluation set must be whole: a scan that cannot be read stops it
+                    raise Brain3DError(failed.error)
+                x = torch.stack([b.value for b in batch]).to(device)  # (B, C, D, H, W)
+                seed = stable_int(opts.seed, *(b.item.id for b in batch))
+                texts, mirrored = generate_pair(model, x, opts.profile, opts.max_new_tokens, seed, opts.mirror)
+                rows = []
+                for b, text, mtext in zip(batch, texts, mirrored):
+                    rec = b.item
+                    row = {"id": rec.id, "reference": rec.report, "generated": text, "healthy": rec.healthy,
+                           "truth": rec.truth.model_dump() if rec.truth is not None else None, "sequences": sequences}
+                    if mtext is not None:
+                        row["generated_mirror"] = mtext
+                    rows.append(row)
+                store.append(rows)
+                bar.advance(task, len(batch))
+    merged = store.finish(order)
+    if merged is None:
+        return None
+    for row in merged.values():  # rows of an older run (same checkpoint, evaluate.json checked) did not record them
         row.setdefault("sequences", sequences)
-    return [done[r.id] for r in records]
+    return [merged[i] for i in order]
 
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path,
@@ -186,9 +210,14 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
     out = Path(out_dir)
     ensure_dir(out)
     records = list(records) if records is not None else select_records(manifest, opts)
-    check_run_info(out, {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
-                          "split": opts.split, "profile": opts.profile, "max_new_tokens": opts.max_new_tokens,
-                          "mirror": opts.mirror, "seed": opts.seed, "n_subjects": len(records)})
+    here = world()
+    info = {"checkpoint": str(Path(checkpoint).resolve()), "manifest": str(Path(manifest).resolve()),
+            "split": opts.split, "profile": opts.profile, "max_new_tokens": opts.max_new_tokens,
+            "mirror": opts.mirror, "seed": opts.seed, "n_subjects": len(records)}
+    check_run_info(out, info, write=False)
+    here.barrier()  # every rank checked the old settings before the main rank writes the new ones
+    if here.main:
+        check_run_info(out, info)
     own_model = model is None
     model = model if model is not None else load_model(checkpoint, opts)
     try:
@@ -197,6 +226,8 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
         if own_model:
             del model
             free_memory()
+    if rows is None:  # another rank's: the main rank scores the merged predictions
+        return None
     score = replace(opts.score, system=system or Path(checkpoint).name)
     return score_predictions(rows, out, score, source=out / PREDICTIONS)
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from functools import partial
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from brain3d.errors import Brain3DError
+from brain3d.data.stream import batched, prefetched
 from brain3d.vocabulary import (
     canonical_sequence,
     extract_extended,
@@ -23,10 +24,12 @@ from brain3d.vocabulary import (
 from brain3d.vocabulary.assessable import needs, reason
 from brain3d.eval.diagnostics import mirrored_side
 from brain3d.eval.evaluate import generate_pair
-from brain3d.fsutil import append_jsonl, atomic_write_json, atomic_write_text, ensure_dir, read_jsonl
+from brain3d.fsutil import atomic_write_json, atomic_write_text, ensure_dir
 from brain3d.preprocess import ModelVolume, PreprocessConfig, load_for_model
 from brain3d.reporting.inputs import ScanInput, safe_name
+from brain3d.ranks import World
 from brain3d.reporting.schema import Findings, NotAssessable, ReportRecord
+from brain3d.shards import ShardedJsonl
 
 
 @dataclass(frozen=True)
@@ -65,50 +68,63 @@ def unassessable_fields(text: str, sequences: Sequence[str] | None) -> dict[str,
             "negates_unassessable": [f for f, v in said.items() if v == "absent"]}
 
 
+class ScanReader:
+    """Reads a scan's model tensor from its files with one preprocessing (the default loader of `generate_records`;
+    an object rather than a closure so that reader processes can be handed it)."""
+
+    def __init__(self, preprocess: PreprocessConfig) -> None:
+        self.preprocess = preprocess
+
+    def __call__(self, scan: ScanInput) -> ModelVolume:
+        return read_scan(scan, self.preprocess)
+
+
 def read_scan(scan: ScanInput, preprocess: PreprocessConfig) -> ModelVolume:
-    """A scan's model tensor read from its files (the default loader of `generate_records`)."""
+    """A scan's model tensor read from its files."""
     return load_for_model(scan.paths, preprocess, series_uid=scan.meta.get("series_uid"))
 
 
-def generate_records(model, scans: Sequence[ScanInput], opts: ReportOptions, preprocess: PreprocessConfig,
+def generate_records(model, scans: Iterable[ScanInput], opts: ReportOptions, preprocess: PreprocessConfig,
                      on_record: Callable[[ReportRecord], None] | None = None,
-                     loader: Callable[[ScanInput, PreprocessConfig], ModelVolume] = read_scan) -> Iterator[ReportRecord]:
-    """Yield one ReportRecord per scan; unreadable scans yield an error record and the others go on.
+                     loader: Callable[[ScanInput, PreprocessConfig], ModelVolume] | None = None,
+                     workers: int = 0) -> Iterator[ReportRecord]:
+    """Yield one ReportRecord per scan, in input order; unreadable scans yield an error record and the others go on.
 
-    `loader` lets a caller that already holds the volumes in memory (the web service) skip reading them again.
-    Without `opts.sequences` the records judge what is assessable by the model's own input channels."""
+    Scans are read by `workers` reader processes while the model generates (`brain3d.data.stream`; 0: read in
+    this process between batches). `loader` lets a caller that already holds the volumes in memory (the web
+    service) skip reading them again. Without `opts.sequences` the records judge what is assessable by the
+    model's own input channels."""
     if opts.sequences is None:
         opts = replace(opts, sequences=tuple(model.config.sequences))
-    for start in range(0, len(scans), opts.batch_size):
-        batch = scans[start:start + opts.batch_size]
-        loaded, tensors, records = [], [], []
-        for scan in batch:
-            t0 = time.perf_counter()
-            try:
-                mv = loader(scan, preprocess)
-            except Brain3DError as exc:
-                records.append(_record(scan, opts, error=str(exc), seconds=time.perf_counter() - t0))
-                continue
-            loaded.append((scan, "".join(mv.orientation), time.perf_counter() - t0))
-            tensors.append(mv.tensor)
-        if tensors:
-            t0 = time.perf_counter()
-            volumes = torch.stack(tensors)  # (B, C, D, H, W)
-            texts, mirrored = generate_pair(model, volumes.to(model.device), opts.profile, opts.max_new_tokens,
-                                            opts.seed, opts.mirror_check)
-            share = (time.perf_counter() - t0) / len(tensors)
-            for (scan, orient, load_s), text, mtext in zip(loaded, texts, mirrored):
-                rec = _record(scan, opts, report=text, orientation=orient, seconds=load_s + share)
-                if mtext is not None:
-                    m_side = side_of(mtext)
-                    rec.mirrored_report, rec.mirrored_side = mtext, m_side
-                    rec.laterality_consistent = m_side == mirrored_side(rec.findings.side)
-                records.append(rec)
-        order = {s.id: i for i, s in enumerate(batch)}
-        for rec in sorted(records, key=lambda r: order[r.id]):
-            if on_record is not None:
-                on_record(rec)
-            yield rec
+    load = ScanReader(preprocess) if loader is None else partial(_call_loader, loader, preprocess)
+    with closing(prefetched(scans, load, workers)) as stream:  # its readers end with this generator
+        for batch in batched(stream, opts.batch_size):
+            ok = [x for x in batch if x.error is None]
+            generated: dict[int, ReportRecord] = {}
+            if ok:
+                t0 = time.perf_counter()
+                volumes = torch.stack([x.value.tensor for x in ok])  # (B, C, D, H, W)
+                texts, mirrored = generate_pair(model, volumes.to(model.device), opts.profile, opts.max_new_tokens,
+                                                opts.seed, opts.mirror_check)
+                share = (time.perf_counter() - t0) / len(ok)
+                for x, text, mtext in zip(ok, texts, mirrored):
+                    rec = _record(x.item, opts, report=text, orientation="".join(x.value.orientation),
+                                  seconds=x.seconds + share)
+                    if mtext is not None:
+                        m_side = side_of(mtext)
+                        rec.mirrored_report, rec.mirrored_side = mtext, m_side
+                        rec.laterality_consistent = m_side == mirrored_side(rec.findings.side)
+                    generated[id(x)] = rec
+            for x in batch:
+                rec = generated[id(x)] if x.error is None else _record(x.item, opts, error=x.error, seconds=x.seconds)
+                if on_record is not None:
+                    on_record(rec)
+                yield rec
+
+
+def _call_loader(loader: Callable[[ScanInput, PreprocessConfig], ModelVolume], preprocess: PreprocessConfig,
+                 scan: ScanInput) -> ModelVolume:
+    return loader(scan, preprocess)
 
 
 def _record(scan: ScanInput, opts: ReportOptions, report: str = "", orientation: str | None = None,
@@ -123,17 +139,18 @@ def _record(scan: ScanInput, opts: ReportOptions, report: str = "", orientation:
 
 
 class ReportWriter:
-    """Writes `<id>.txt`, `<id>.json` and appends `reports.jsonl` as each scan finishes (resumable)."""
+    """Writes `<id>.txt`, `<id>.json` as each scan finishes and its row into reports.jsonl (resumable; under
+    several ranks each appends to its own part, merged in input order by `finish`)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, world: World | None = None) -> None:
         self.out_dir = ensure_dir(out_dir)
         self.jsonl = self.out_dir / "reports.jsonl"
+        self.rows = ShardedJsonl(self.jsonl, world or World())
 
-    def done_ids(self) -> set[str]:
-        """Ids already reported successfully by an earlier (possibly interrupted) run."""
-        if not self.jsonl.exists():
-            return set()
-        return {r["id"] for r in read_jsonl(self.jsonl) if not r.get("error")}
+    def start(self, order: Sequence[str]) -> set[str]:
+        """Ids already reported successfully by an earlier (possibly interrupted) run, as every rank sees them.
+        Collective under several ranks."""
+        return {i for i, r in self.rows.start(order).items() if not r.get("error")}
 
     def path(self, rec_id: str, suffix: str) -> Path:
         """Where the output `suffix` (".txt", ".json", ".sr.dcm", ...) of a scan goes."""
@@ -143,11 +160,9 @@ class ReportWriter:
         if rec.error is None:
             atomic_write_text(self.path(rec.id, ".txt"), rec.report.strip() + "\n")
         atomic_write_json(self.path(rec.id, ".json"), rec.model_dump())
-        append_jsonl(self.jsonl, rec.model_dump())
+        self.rows.append([rec.model_dump()])
 
-    def compact(self) -> None:
-        """Keep one row per id in reports.jsonl (the latest), e.g. a retried scan that failed before."""
-        if not self.jsonl.exists():
-            return
-        latest = {r["id"]: r for r in read_jsonl(self.jsonl)}
-        atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in latest.values()))
+    def finish(self, order: Sequence[str]) -> None:
+        """One row per id in reports.jsonl, in input `order` (a retried scan keeps its latest row, a finished one
+        never loses it to a failed retry). Collective under several ranks."""
+        self.rows.finish(order)

@@ -8,33 +8,18 @@ process that is already one of torchrun's ranks never launches again.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from brain3d.errors import TrainingError
-
-
-def under_launcher() -> bool:
-    """True inside a rank started by torchrun / accelerate (their environment names a world)."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
-
-
-def launch_command(processes: int, argv: Sequence[str]) -> list[str]:
-    """The command line that runs `python -m brain3d <argv>` as `processes` local ranks."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", "brain3d", *argv]
+from brain3d.ranks import launch
 
 
 def run_processes(processes: int, argv: Sequence[str], threads: int = 1) -> None:
-    """Run `brain3d <argv>` as `processes` local ranks and wait; a failed rank raises TrainingError. Each rank gets
-    `threads` intra-op threads (torchrun's own default of 1, said explicitly so that it does not warn)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(launch_command(processes, argv), env=env)
-    if proc.returncode != 0:
-        raise TrainingError(f"{processes} training processes ended with exit code {proc.returncode} (see the output "
+    """Run `brain3d <argv>` as `processes` local ranks and wait; a failed rank raises TrainingError."""
+    code = launch(processes, argv, threads)
+    if code != 0:
+        raise TrainingError(f"{processes} training processes ended with exit code {code} (see the output "
                             "above); rerun the same command with --resume to continue from the last finished epoch")
 
 

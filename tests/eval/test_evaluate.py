@@ -136,12 +136,12 @@ def test_evaluate_on_a_full_disk_names_the_folder_and_a_rerun_finishes(run_dir, 
     out = tmp_path / "ev"
     args = ["evaluate", "-c", str(run_dir / "phase1"), "-m", str(cohort), "--out", str(out), "--split", "all",
             "--max-new-tokens", "6", "--batch-size", "2", "--device", "cpu", *FAST_SCORE]
-    disk = Disk(monkeypatch, writes=3)  # evaluate.json and two predictions fit; the third is cut off
+    disk = Disk(monkeypatch, writes=3)  # evaluate.json and two batches of predictions fit; the third is cut off
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"error: {out}: cannot write here: no space is left on the device; free space, then rerun to "
                        "resume (finished results are kept)")
-    assert len((out / PREDICTIONS).read_text(encoding="utf-8").splitlines()) == 2  # no torn third line
+    assert len((out / PREDICTIONS).read_text(encoding="utf-8").splitlines()) == 4  # whole batches, no torn line
     assert not (out / "metrics.json").exists() and leftovers(tmp_path) == []
     disk.free_space()
     assert main(args) == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from brain3d.train.launch import launch_command, train_argv, under_launcher
+from brain3d.ranks import launch_command, under_launcher
+from brain3d.train.launch import train_argv
 
 
 def test_train_argv_is_the_same_run():
