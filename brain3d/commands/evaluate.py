@@ -120,6 +120,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def evaluate(
+        ctx: typer.Context,
         checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Checkpoint folder (any phase)."),
         manifest: Path = MANIFEST,
         out: Path = typer.Option(..., "--out", help="Folder for predictions.jsonl and the metrics."),
@@ -145,7 +146,7 @@ def register(app: typer.Typer) -> None:
         from brain3d.data.stream import default_workers
 
         if processes > 1 and not under_launcher():
-            code = relaunch(processes)
+            code = relaunch(ctx, processes)
             if code:
                 raise typer.Exit(code=code)
             return

@@ -13,20 +13,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
-
 EXIT_FILE = "BRAIN3D_EXIT_FILE"  # set by the launcher for its ranks: where the main rank writes the exit code
 
 
-def params_argv(command: click.Command, params: dict[str, Any], drop: tuple[str, ...] = ()) -> list[str]:
-    """The arguments that make `command` parse to `params` again (options first, then the positional ones)."""
+def params_argv(command: Any, params: dict[str, Any], drop: tuple[str, ...] = ()) -> list[str]:
+    """The arguments that make `command` (the CLI framework's command object) parse to `params` again: options
+    first, then the positional ones."""
     argv: list[str] = []
     positional: list[str] = []
     for p in command.params:
         if p.name in drop or p.name not in params:
             continue
         value = params[p.name]
-        if isinstance(p, click.Argument):
+        if p.param_type_name == "argument":
             positional += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
             continue
         if value is None or value == p.default and not p.multiple:
@@ -42,12 +41,11 @@ def params_argv(command: click.Command, params: dict[str, Any], drop: tuple[str,
     return argv + positional
 
 
-def relaunch(processes: int, threads: int = 1) -> int:
-    """Run the current command as `processes` local ranks; returns the main rank's exit code (torchrun's when the
-    ranks died before saying one)."""
+def relaunch(ctx: Any, processes: int, threads: int = 1) -> int:
+    """Run the command of `ctx` (the framework's context of the running command) as `processes` local ranks;
+    returns the main rank's exit code (torchrun's when the ranks died before saying one)."""
     from brain3d.ranks import launch
 
-    ctx = click.get_current_context()
     argv = [ctx.info_name, *params_argv(ctx.command, ctx.params, drop=("processes",))]
     fd, name = tempfile.mkstemp(prefix="brain3d-exit-")
     os.close(fd)

@@ -28,6 +28,7 @@ def resolve_checkpoint(checkpoint: Path | None) -> tuple[Path, bool]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def report(
+        ctx: typer.Context,
         inputs: list[str] = typer.Argument(..., help="NIfTI files, DICOM series folders, folders of scans, "
                                                      "manifests (.jsonl), or comma-joined sequence files."),
         checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Trained checkpoint folder."),
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from brain3d.ranks import under_launcher, world
 
         if processes > 1 and not under_launcher():
-            code = relaunch(processes)
+            code = relaunch(ctx, processes)
             if code:
                 raise typer.Exit(code=code)
             return
