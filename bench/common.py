@@ -70,3 +70,22 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in load] if load else None,
     }
+
+
+def write_section(results_md: Path, section: str, heading: str | None = None) -> None:
+    """Put the section into results.md: replace an earlier one (found by its `heading`, by default the section's
+    first line), else insert it before the closing line."""
+    from brain3d.fsutil import atomic_write_text
+
+    heading = heading or section.splitlines()[0]
+    text = results_md.read_text(encoding="utf-8") if results_md.is_file() else "# brain3d benchmarks\n"
+    if heading in text:
+        start = text.index(heading)
+        nxt = text.find("\n## ", start + len(heading))
+        end = nxt + 1 if nxt != -1 else text.find("\nEvery number above")
+        end = end if end != -1 else len(text)
+        text = text[:start] + section + ("\n" if not text[end:].startswith("\n") else "") + text[end:].lstrip("\n")
+    else:
+        closing = text.find("\nEvery number above")
+        text = (text[:closing + 1] + section + "\n" + text[closing + 1:]) if closing != -1 else text + "\n" + section
+    atomic_write_text(results_md, text)

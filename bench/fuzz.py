@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine  # noqa: E402
+from common import ROOT, machine, write_section  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 SECTION = "## Hostile input (fuzz soak)"
@@ -201,23 +201,6 @@ def _status(outcome: str) -> tuple[str, str]:
         if status[:-1].isdigit() or status.startswith("exit"):
             return text, status[:-1]
     return outcome, "—"
-
-
-def write_section(results_md: Path, section: str, heading: str = SECTION) -> None:
-    """Put the section into results.md: replace an earlier one, else insert it before the closing line."""
-    from brain3d.fsutil import atomic_write_text
-
-    text = results_md.read_text(encoding="utf-8") if results_md.is_file() else "# brain3d benchmarks\n"
-    if heading in text:
-        start = text.index(heading)
-        nxt = text.find("\n## ", start + len(heading))
-        end = nxt + 1 if nxt != -1 else text.find("\nEvery number above")
-        end = end if end != -1 else len(text)
-        text = text[:start] + section + ("\n" if not text[end:].startswith("\n") else "") + text[end:].lstrip("\n")
-    else:
-        closing = text.find("\nEvery number above")
-        text = (text[:closing + 1] + section + "\n" + text[closing + 1:]) if closing != -1 else text + "\n" + section
-    atomic_write_text(results_md, text)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -188,27 +188,27 @@ def markdown(report: dict) -> str:
                   "", _module("grounding").markdown(grounding).rstrip()]
     else:
         lines += ["Not part of this run: `.venv/bin/python bench/grounding.py` writes bench/grounding/grounding.json."]
-    serving = BENCH / "serve.json"
     lines += [""]
-    if serving.is_file():  # the load test runs on its own (bench/serve.py: three server processes); kept here
-        lines += [_module("serve").markdown(json.loads(serving.read_text(encoding="utf-8"))).rstrip(), ""]
-    else:
-        lines += ["## Serving under load", "", "Not part of this run: `.venv/bin/python bench/serve.py` writes "
-                  "bench/serve.json and this section.", ""]
-    mutation = BENCH / "mutation.json"
-    if mutation.is_file():  # the mutation runs go on their own (bench/mutants.py); their tables are kept here
-        lines += [_module("mutants").mutation_markdown(json.loads(mutation.read_text(encoding="utf-8"))).rstrip(), ""]
-    else:
-        lines += ["## Mutation testing (laterality)", "", "Not part of this run: `.venv/bin/python bench/mutants.py` "
-                  "and `bench/mutants.py --mutmut` write bench/mutation.json and this section.", ""]
-    soak = BENCH / "fuzz.json"
-    if soak.is_file():  # the fuzz soak runs on its own (bench/fuzz.py); kept here
-        lines += [_module("fuzz").markdown(json.loads(soak.read_text(encoding="utf-8"))).rstrip(), ""]
-    else:
-        lines += ["## Hostile input (fuzz soak)", "", "Not part of this run: `.venv/bin/python bench/fuzz.py` writes "
-                  "bench/fuzz.json and this section.", ""]
-    lines += ["Every number above, with its settings, is in results.json (serving: serve.json; fuzz soak: fuzz.json; mutation: mutation.json)."]
+    for name, module, render, heading, command in KEPT:  # benches that run on their own; their sections are kept
+        path = BENCH / name
+        if path.is_file():
+            lines += [getattr(_module(module), render)(json.loads(path.read_text(encoding="utf-8"))).rstrip(), ""]
+        else:
+            lines += [heading, "", f"Not part of this run: {command} writes bench/{name} and this section.", ""]
+    lines += ["Every number above, with its settings, is in results.json (serving: serve.json; mutation: mutation.json; "
+              "fuzz soak: fuzz.json; archive scale: archive.json)."]
     return "\n".join(lines) + "\n"
+
+
+# Benches that run on their own (server processes, mutation runs, soaks, 1,000-scan runs): (json, module, its
+# markdown function, section heading, command). A full rerun of this file keeps their sections.
+KEPT = [
+    ("serve.json", "serve", "markdown", "## Serving under load", "`.venv/bin/python bench/serve.py`"),
+    ("mutation.json", "mutants", "mutation_markdown", "## Mutation testing (laterality)",
+     "`.venv/bin/python bench/mutants.py` and `bench/mutants.py --mutmut`"),
+    ("fuzz.json", "fuzz", "markdown", "## Hostile input (fuzz soak)", "`.venv/bin/python bench/fuzz.py`"),
+    ("archive.json", "archive", "markdown", "## Reports at archive scale", "`.venv/bin/python bench/archive.py`"),
+]
 
 
 # ----------------------------------------------------------------------------------------------- driver

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine, tiny_brain3d, tiny_models  # noqa: E402
+from common import ROOT, machine, tiny_brain3d, tiny_models, write_section  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 SECTION = "## Serving under load"
@@ -463,23 +463,6 @@ def _ok(r: dict) -> bool:
         if key in r:
             ok &= r[key]["ok"]
     return bool(ok)
-
-
-def write_section(results_md: Path, section: str) -> None:
-    """Put the section into results.md: replace an earlier one, else insert it before the closing line."""
-    from brain3d.fsutil import atomic_write_text
-
-    text = results_md.read_text(encoding="utf-8") if results_md.is_file() else "# brain3d benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        end = nxt + 1 if nxt != -1 else text.find("\nEvery number above")
-        end = end if end != -1 else len(text)
-        text = text[:start] + section + ("\n" if not text[end:].startswith("\n") else "") + text[end:].lstrip("\n")
-    else:
-        closing = text.find("\nEvery number above")
-        text = (text[:closing + 1] + section + "\n" + text[closing + 1:]) if closing != -1 else text + "\n" + section
-    atomic_write_text(results_md, text)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -131,4 +131,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    from brain3d.commands.processes import hand_back
+
+    sys.exit(hand_back(main()))

@@ -67,6 +67,13 @@ class World:
         if self.distributed:
             torch.distributed.barrier()
 
+    def close(self) -> None:
+        """Leave the group together at the end of a run: a rank that exits while a peer still talks to it makes
+        that peer's gloo abort. Collective; a no-op for one process."""
+        if self.distributed and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     def sum(self, counts: dict[str, int]) -> dict[str, int]:
         """The counts added up over all ranks (every rank gets the totals)."""
         if not self.distributed:

@@ -162,6 +162,7 @@ def register(app: typer.Typer) -> None:
             typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
             typer.echo(f"evaluated {result['n']} subjects in {time.perf_counter() - t0:.1f} s"
                        + (f" ({here.size} processes)" if here.distributed else "") + f" -> {out}")
+        here.close()
         rank_exit(0, here.main)
 
     @app.command()

@@ -52,9 +52,19 @@ def relaunch(ctx: Any, processes: int, threads: int = 1) -> int:
     try:
         code = launch(processes, argv, threads, env={EXIT_FILE: name})
         said = Path(name).read_text(encoding="utf-8").strip()
-        return int(said) if code == 0 and said else code
+        return int(said) if said else code
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def hand_back(code: int) -> int:
+    """A rank that ends with an error (exit code `code` ≠ 0) also tells the launcher, so that `--processes` ends
+    with the documented code (2: a usage or input error) rather than torchrun's 1; the rank still exits with it,
+    so torchrun stops the other ranks."""
+    target = os.environ.get(EXIT_FILE)
+    if target and code:
+        Path(target).write_text(str(code), encoding="utf-8")
+    return code
 
 
 def rank_exit(code: int, main: bool) -> int:

@@ -91,7 +91,9 @@ def register(app: typer.Typer) -> None:
                              series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir,
                              explain_samples=explain_samples if explain else None, precision=precision,
                              workers=workers)
-        code = rank_exit(3 if summary["failed"] or summary["export_failed"] else 0, world().main)
+        here = world()
+        here.close()
+        code = rank_exit(3 if summary["failed"] or summary["export_failed"] else 0, here.main)
         if code:
             raise typer.Exit(code=code)
 

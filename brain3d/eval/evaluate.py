@@ -169,7 +169,7 @@ def generate_predictions(model, records: Sequence[Record], out_dir: Path, opts: 
     sequences = list(model.config.sequences)  # what the model read: scoring counts statements it cannot support
     with Progress(disable=not opts.progress or not here.main, transient=True) as bar:
         task = bar.add_task(label, total=len(mine))
-        with closing(prefetched(mine, source.load, workers)) as stream:  # its readers end with this loop
+        with closing(prefetched(mine, source.load, workers, ahead=2 * opts.batch_size)) as stream:  # its readers end with this loop
             for batch in batched(stream, opts.batch_size):
                 failed = next((x for x in batch if x.error is not None), None)
                 if failed is not None:  # the evaluation set must be whole: a scan that cannot be read stops it

@@ -97,7 +97,7 @@ def generate_records(model, scans: Iterable[ScanInput], opts: ReportOptions, pre
     if opts.sequences is None:
         opts = replace(opts, sequences=tuple(model.config.sequences))
     load = ScanReader(preprocess) if loader is None else partial(_call_loader, loader, preprocess)
-    with closing(prefetched(scans, load, workers)) as stream:  # its readers end with this generator
+    with closing(prefetched(scans, load, workers, ahead=2 * opts.batch_size)) as stream:  # its readers end with this generator
         for batch in batched(stream, opts.batch_size):
             ok = [x for x in batch if x.error is None]
             generated: dict[int, ReportRecord] = {}

@@ -9,7 +9,7 @@ import pytest
 
 from brain3d.data.stream import batched, default_workers, prefetched
 from brain3d.ranks import World
-from tests.data.stream_items import reader_pid, volume
+from tests.data.stream_items import reader_pid, volume, volume_or_none
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
@@ -48,3 +48,16 @@ def test_default_workers_leave_a_core_to_the_model(monkeypatch):
     assert default_workers(World(rank=0, size=4)) == 1  # 8 cores / 4 ranks, less the model's
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0}, raising=False)
     assert default_workers(World()) == 1  # at least one
+
+
+def test_the_consumer_leaves_the_readers_their_cores_while_they_run(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inside = [torch.get_num_threads() for _ in prefetched(list(range(3)), volume_or_none, workers=1)]
+        assert inside == [1, 1, 1] and torch.get_num_threads() == 2  # lowered while reading, restored after
+    finally:
+        torch.set_num_threads(before)

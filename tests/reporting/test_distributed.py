@@ -133,3 +133,9 @@ def test_the_same_command_without_torchrun_stays_one_process(trained_checkpoint,
     err = capsys.readouterr().err
     assert "1 reported, 0 failed" in err and "processes" not in err
     assert sys.modules.get("torch.distributed") is None or not __import__("torch").distributed.is_initialized()
+
+
+def test_processes_end_with_the_documented_code_on_an_input_error(folder, tmp_path, capfd):
+    code = main(["report", str(folder), "-c", str(tmp_path / "missing"), "--processes", "2", *ARGS])
+    assert code == 2  # as one process, not torchrun's 1
+    assert "is not a brain3d checkpoint (no config.json)" in capfd.readouterr().err
