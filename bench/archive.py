@@ -191,7 +191,7 @@ def markdown(r: dict) -> str:
     lines += ["", f"**Peak memory vs input count: {mem['small']['scans']} scans {mem['small']['peak_largest_mb']:.0f} MB,"
               f" {mem['large']['scans']} scans {mem['large']['peak_largest_mb']:.0f} MB: ratio {mem['ratio']:.3f}** "
               f"(largest process; goal within 10%: {'met' if flat else 'not met'}). Volumes are never held beyond the "
-              "readers' prefetch (2 per reader) and the batch being generated; what grows with the input is the list "
+              "readers' read-ahead (two batches) and the batch being generated; what grows with the input is the list "
               "of paths and ids, a few hundred bytes a scan.", ""]
     return "\n".join(lines)
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from brain3d.data.dataset import VolumeSource
-from brain3d.errors import CheckpointError
+from brain3d.errors import Brain3DError, CheckpointError
 from brain3d.eval import tables
 from brain3d.eval.compare import compare_dirs
 from brain3d.eval.evaluate import (EvaluateOptions, evaluate_checkpoint, free_memory, load_model, preprocess_for,
                                    select_records)
 from brain3d.fsutil import atomic_write_json, atomic_write_text
+from brain3d.ranks import world
 
 PHASES = (("phase1", "Brain3D phase 1"), ("phase2a", "Brain3D phase 2A"), ("phase2b", "Brain3D phase 2B (final)"))
 
@@ -37,6 +38,9 @@ def find_phases(run_dir: str | Path) -> list[tuple[str, str, Path]]:
 
 def ablate(run_dir: str | Path, manifest: str | Path, out_dir: str | Path, opts: EvaluateOptions | None = None) -> dict:
     """Evaluate every phase checkpoint of `run_dir` on the same subjects and write the Table I layout."""
+    if world().distributed:  # its phases share one in-memory volume cache: one process by design
+        raise Brain3DError("ablate runs in one process; under torchrun, run `brain3d evaluate` on each phase "
+                           "checkpoint (phase1, phase2a, phase2b) instead")
     opts = opts or EvaluateOptions()
     out = Path(out_dir)
     phases = find_phases(run_dir)

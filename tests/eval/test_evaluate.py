@@ -148,3 +148,12 @@ def test_evaluate_on_a_full_disk_names_the_folder_and_a_rerun_finishes(run_dir, 
     ids = [json.loads(x)["id"] for x in (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()]
     assert ids == [json.loads(x)["id"] for x in cohort.read_text(encoding="utf-8").splitlines()]  # each once
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["n"] == N_SUBJECTS
+
+
+def test_ablate_under_torchrun_says_to_evaluate_each_phase(monkeypatch, tmp_path):
+    from brain3d.eval import ablate as ablate_module
+    from brain3d.ranks import World
+
+    monkeypatch.setattr(ablate_module, "world", lambda: World(rank=0, size=2))
+    with pytest.raises(Brain3DError, match="ablate runs in one process"):
+        ablate_module.ablate(tmp_path, tmp_path / "m.jsonl", tmp_path / "out")
