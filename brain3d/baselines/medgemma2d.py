@@ -168,14 +168,15 @@ def _generate(model_dir: str | Path, processor, records: Sequence[Record], out: 
     """Append a row per subject not yet in predictions.jsonl; the model loads only when there is work."""
     from rich.progress import Progress
 
-    from brain3d.eval.evaluate import _read_done, resolve_device
+    from brain3d.ranks import World
+    from brain3d.shards import ShardedJsonl
 
     path = out / PREDICTIONS
-    done = _read_done(path)
+    done = ShardedJsonl(path, World()).start([r.id for r in records])  # an interrupted run's torn tail is cut
     todo = [r for r in records if r.id not in done]
     if not todo:
         return
-    model = load_multimodal(model_dir, resolve_device(opts.device))
+    model = load_multimodal(model_dir, World().device(opts.device))
     with Progress(disable=not opts.progress, transient=True) as bar:
         task = bar.add_task("2D-slice baseline", total=len(records), completed=len(records) - len(todo))
         for start in range(0, len(todo), opts.batch_size):

@@ -61,18 +61,23 @@ def hand_back(code: int) -> int:
     """A rank that ends with an error (exit code `code` ≠ 0) also tells the launcher, so that `--processes` ends
     with the documented code (2: a usage or input error) rather than torchrun's 1; the rank still exits with it,
     so torchrun stops the other ranks."""
-    target = os.environ.get(EXIT_FILE)
-    if target and code:
-        Path(target).write_text(str(code), encoding="utf-8")
+    if code:
+        _tell_launcher(code)
     return code
 
 
 def rank_exit(code: int, main: bool) -> int:
     """The exit code a rank ends with: under `--processes`, the main rank writes the run's code for the launcher
     and every rank ends 0 (no torchrun banner for a failed scan); under a plain torchrun, the code itself."""
-    target = os.environ.get(EXIT_FILE)
-    if not target:
+    if not os.environ.get(EXIT_FILE):
         return code
     if main:
-        Path(target).write_text(str(code), encoding="utf-8")
+        _tell_launcher(code)
     return 0
+
+
+def _tell_launcher(code: int) -> None:
+    """Write `code` where the `--processes` launcher reads it (nothing outside such a launcher)."""
+    target = os.environ.get(EXIT_FILE)
+    if target:
+        Path(target).write_text(str(code), encoding="utf-8")

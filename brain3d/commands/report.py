@@ -82,8 +82,9 @@ def register(app: typer.Typer) -> None:
             if code:
                 raise typer.Exit(code=code)
             return
+        here = world()
         ckpt, is_demo = resolve_checkpoint(checkpoint)
-        if is_demo and world().main:
+        if is_demo and here.main:
             typer.echo(f"using the demo checkpoint {ckpt} (pass --checkpoint to choose another)", err=True)
         summary = run_report(inputs, ckpt, vision_model=vision_model, language_model=language_model, out=out,
                              json_lines=json_lines, profile=profile, batch_size=batch_size, device=device,
@@ -91,7 +92,6 @@ def register(app: typer.Typer) -> None:
                              series_uid=series_uid, max_new_tokens=max_new_tokens, dicom_sr=dicom_sr, fhir=fhir,
                              explain_samples=explain_samples if explain else None, precision=precision,
                              workers=workers)
-        here = world()
         here.close()
         code = rank_exit(3 if summary["failed"] or summary["export_failed"] else 0, here.main)
         if code:

@@ -26,7 +26,7 @@ from brain3d.data.manifest import Record, read_manifest
 from brain3d.data.stream import batched, prefetched
 from brain3d.errors import Brain3DError, CheckpointError
 from brain3d.eval.scoring import ScoreOptions, score_predictions
-from brain3d.fsutil import atomic_write_json, atomic_write_text, ensure_dir, stable_int
+from brain3d.fsutil import atomic_write_json, ensure_dir, stable_int
 from brain3d.orientation import flip_left_right
 from brain3d.preprocess import PreprocessConfig
 from brain3d.ranks import World, world
@@ -63,10 +63,6 @@ class EvaluateOptions:
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
 def resolve_dtype(precision: str) -> torch.dtype | None:
     """bf16 / fp32 as asked; None (auto) lets the loader choose: bf16 on GPU, float32 on CPU."""
     if precision not in PRECISIONS:
@@ -99,25 +95,6 @@ def load_model(checkpoint: str | Path, opts: EvaluateOptions):
 def select_records(manifest: str | Path, opts: EvaluateOptions) -> list[Record]:
     records = read_manifest(manifest, opts.split)
     return records[: opts.limit] if opts.limit else records
-
-
-def _read_done(path: Path) -> dict[str, dict]:
-    """Rows already generated; a torn last line (interrupted write) is dropped and the file rewritten."""
-    if not path.is_file():
-        return {}
-    rows, torn = {}, False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            torn = True
-            continue
-        rows[row["id"]] = row
-    if torn:
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows.values()))
-    return rows
 
 
 def check_run_info(out_dir: Path, info: dict, run_info: str = RUN_INFO,
@@ -217,7 +194,7 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
     check_run_info(out, info, write=False)
     here.barrier()  # every rank checked the old settings before the main rank writes the new ones
     if here.main:
-        check_run_info(out, info)
+        atomic_write_json(out / RUN_INFO, info)
     own_model = model is None
     model = model if model is not None else load_model(checkpoint, opts)
     try:
