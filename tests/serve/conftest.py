@@ -38,16 +38,21 @@ def started(client, timeout: float = 60.0):
     return client
 
 
-@pytest.fixture(scope="module")
-def app(trained_checkpoint, tmp_path_factory):
+def running_app(checkpoint: Path, root: Path):
+    """A started service on `checkpoint` (its client in `app.state.client`), for a module fixture to yield from."""
     from fastapi.testclient import TestClient
 
-    application = create_app(serve_config(trained_checkpoint, tmp_path_factory.mktemp("serve")))
+    application = create_app(serve_config(checkpoint, root))
     with TestClient(application) as client:
         started(client)
         application.state.client = client
         yield application
     assert not application.state.service.tmp_root.exists()  # the private folder goes with the service
+
+
+@pytest.fixture(scope="module")
+def app(trained_checkpoint, tmp_path_factory):
+    yield from running_app(trained_checkpoint, tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import brain3d.serve.service as service_module
 from brain3d.model.brain3d import Brain3D
 from brain3d.preprocess import PreprocessConfig, load_for_model
 from tests.planted import LEFT_REPORT, SideReader
-from tests.serve.conftest import serve_config, started
+from tests.serve.conftest import running_app
 from tests.volumes import BLOB_RIGHT, BLOB_WORLD, oblique_grid, reoriented, write_dicom_series
 
 SHAPE, SPACING = (24, 26, 22), (5.0, 5.0, 5.0)  # a field of view mostly inside the head: the median is brain
@@ -27,15 +27,7 @@ SHAPE, SPACING = (24, 26, 22), (5.0, 5.0, 5.0)  # a field of view mostly inside 
 
 @pytest.fixture(scope="module")
 def app(median_checkpoint, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from brain3d.serve.app import create_app
-
-    application = create_app(serve_config(median_checkpoint, tmp_path_factory.mktemp("serve-median")))
-    with TestClient(application) as client:
-        started(client)
-        application.state.client = client
-        yield application
+    yield from running_app(median_checkpoint, tmp_path_factory.mktemp("serve-median"))
 
 
 @pytest.fixture(scope="module")
